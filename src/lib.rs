@@ -1,0 +1,47 @@
+//! vault-stork logs an EC2 instance in to HashiCorp Vault or OpenBao with
+//! the AWS auth method and writes the Vault token, and the nonce that guards
+//! later logins, to files.
+//!
+//! The binary is the product; this library exists so that the parts can be
+//! tested and fuzzed one by one. The data path is short: [`cli::parse`]
+//! turns flags and environment into [`cli::LoginArgs`], and [`login::run`]
+//! fetches the identity ([`imds`], [`identity`]) or signs an STS request
+//! ([`iam`], [`sigv4`]), keeps the nonce ([`files`]), logs in ([`vault`])
+//! and writes the token ([`files`]).
+//!
+//! ```
+//! use std::ffi::OsString;
+//! use vault_stork::cli::{self, Command};
+//!
+//! let argv = ["vault-stork", "login", "--token", "/run/stork/token", "--nonce", "/var/lib/stork/nonce"];
+//! let env = |name: &str| (name == "VAULT_ADDR").then(|| "https://vault.example.com:8200/".to_owned());
+//! let Ok(Command::Login(args)) = cli::parse(argv.map(OsString::from), &env) else {
+//!     panic!("valid arguments");
+//! };
+//! assert_eq!(args.server, "https://vault.example.com:8200");
+//! assert_eq!(args.mount, "aws");
+//! assert_eq!(args.token_mode, 0o640);
+//! ```
+//!
+//! Known gaps:
+//! - NOTE: no retries yet; one failed request ends the run with the exit
+//!   code of the side that failed, and the caller (systemd, cron) retries.
+//! - NOTE: Vault redirects (a standby's 307) are reported, not followed.
+//! - NOTE: TLS uses the embedded webpki roots only; no custom CA, client
+//!   certificate or namespace flags yet.
+
+#![forbid(unsafe_code)]
+
+pub mod base64;
+pub mod cli;
+pub mod error;
+pub mod exit;
+pub mod files;
+pub mod http;
+pub mod iam;
+pub mod identity;
+pub mod imds;
+pub mod log;
+pub mod login;
+pub mod sigv4;
+pub mod vault;

@@ -1,0 +1,180 @@
+//! The login run: the straight path from validated flags to written files.
+//!
+//! Order matters for safety. Local paths and `--pkcs7` input are checked
+//! before any network traffic, so bad input fails fast and changes nothing.
+//! The nonce is on disk, flushed, before Vault sees it. The token file is
+//! replaced only after Vault has issued a token.
+
+use std::io::Write;
+
+use crate::cli::{LoginArgs, Method, TokenOutput};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::iam;
+use crate::identity::{self, Identity};
+use crate::imds::Imds;
+use crate::log::Log;
+use crate::vault::{self, LoginReply};
+
+/// IMDS path of the instance profile description.
+const IAM_INFO_PATH: &str = "/latest/meta-data/iam/info";
+
+/// Runs one login as `args` describe and writes the token.
+///
+/// # Errors
+///
+/// Any [`Error`]; its status says which side failed. On error the token
+/// file is unchanged, and a nonce written before the failure is kept.
+pub fn run(args: &LoginArgs) -> Result<LoginReply> {
+    let log = Log {
+        verbose: args.verbose,
+    };
+
+    if let TokenOutput::File(path) = &args.token {
+        files::check_parent_dir("--token", path)?;
+    }
+    if let Some(path) = &args.nonce {
+        files::check_parent_dir("--nonce", path)?;
+    }
+
+    let mut fields: Vec<(&str, String)> = match args.method {
+        Method::Ec2 => ec2_fields(args, log)?,
+        Method::Iam => iam::login_fields(args, log)?,
+    };
+
+    if args.method == Method::Ec2 {
+        let path = args
+            .nonce
+            .as_deref()
+            .ok_or_else(|| Error::usage("missing --nonce (or STORK_NONCE)"))?;
+        fields.push(("nonce", ensure_nonce(path, args.nonce_mode, log)?));
+    }
+
+    let url = vault::login_url(&args.server, &args.mount);
+    let body_fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let reply = vault::login(&url, &vault::json_body(&body_fields), args.timeout, log)?;
+    for warning in &reply.warnings {
+        log.warn(format!("Vault: {warning}"));
+    }
+
+    match &args.token {
+        TokenOutput::File(path) => {
+            files::write_token(path, &reply.client_token, args.token_mode)?;
+            log.step(format!(
+                "token written to {} (mode {:04o})",
+                path.display(),
+                args.token_mode
+            ));
+        }
+        TokenOutput::Stdout => {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", reply.client_token)
+                .and_then(|()| stdout.flush())
+                .map_err(|err| Error::file(format!("cannot write the token to stdout: {err}")))?;
+        }
+    }
+    log.step(format!(
+        "logged in: policies [{}], ttl {}s, accessor {}",
+        reply.policies.join(", "),
+        reply.lease_duration,
+        reply.accessor.as_deref().unwrap_or("(none)")
+    ));
+    Ok(reply)
+}
+
+/// Collects the ec2 login fields: `role` (when known) and the signed identity.
+///
+/// With `--pkcs7` IMDS is not contacted at all, so a rescue shell without
+/// IMDS works; the role then comes from `--role` or Vault's default.
+fn ec2_fields(args: &LoginArgs, log: Log) -> Result<Vec<(&'static str, String)>> {
+    let mut fields = Vec::new();
+
+    let (identity, imds) = match &args.pkcs7 {
+        Some(source) => {
+            log.step(format!(
+                "identity: from {}; IMDS not used",
+                source.describe()
+            ));
+            (Identity::Pkcs7(source.load()?), None)
+        }
+        None => {
+            let imds = Imds::connect(
+                &args.imds_endpoint,
+                args.imds_version,
+                args.imds_disabled,
+                log,
+            )?;
+            log.step(format!(
+                "identity: {} signature from {}",
+                args.signature_type.name(),
+                imds.version_name()
+            ));
+            (identity::from_imds(&imds, args.signature_type)?, Some(imds))
+        }
+    };
+
+    let role = match (&args.role, &imds) {
+        (Some(role), _) => {
+            log.step(format!("role: {role} (from --role)"));
+            Some(role.clone())
+        }
+        (None, Some(imds)) => instance_profile_role(imds, log)?,
+        (None, None) => {
+            log.step("role: none sent; Vault uses the role named after the AMI ID");
+            None
+        }
+    };
+
+    if let Some(role) = role {
+        fields.push(("role", role));
+    }
+    for (name, value) in identity.login_fields() {
+        fields.push((name, value.to_owned()));
+    }
+    Ok(fields)
+}
+
+/// Returns the instance profile's name, the default role of the ec2 method:
+/// the last segment of `InstanceProfileArn`, so that profiles with a path
+/// (`arn:aws:iam::123:instance-profile/team/web`) give `web`.
+fn instance_profile_role(imds: &Imds, log: Log) -> Result<Option<String>> {
+    let Some(info) = imds.get_optional(IAM_INFO_PATH)? else {
+        log.step("role: none sent, because the instance has no instance profile; Vault uses the role named after the AMI ID");
+        return Ok(None);
+    };
+    let arn = match miniserde::json::from_str::<miniserde::json::Value>(&info) {
+        Ok(miniserde::json::Value::Object(object)) => match object.get("InstanceProfileArn") {
+            Some(miniserde::json::Value::String(arn)) => Some(arn.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let name = arn
+        .as_deref()
+        .and_then(|arn| arn.rsplit('/').next())
+        .filter(|name| !name.is_empty() && !name.contains(':'))
+        .ok_or_else(|| {
+            Error::imds(format!(
+                "IMDS {IAM_INFO_PATH} has no usable InstanceProfileArn; pass --role to choose the Vault role"
+            ))
+        })?;
+    log.step(format!("role: {name} (instance profile name from IMDS)"));
+    Ok(Some(name.to_owned()))
+}
+
+/// Returns the nonce to send: the stored one, or a new one stored first.
+fn ensure_nonce(path: &std::path::Path, mode: u32, log: Log) -> Result<String> {
+    if let Some(nonce) = files::load_nonce(path)? {
+        log.step(format!("nonce: reusing {}", path.display()));
+        return Ok(nonce);
+    }
+    let nonce = files::store_nonce(path, &files::generate_nonce()?, mode)?;
+    log.step(format!(
+        "nonce: created {} (mode {mode:04o})",
+        path.display()
+    ));
+    Ok(nonce)
+}

@@ -1,0 +1,375 @@
+//! The Vault side: the login request, and the reading and classification
+//! of Vault's reply.
+
+use std::time::Duration;
+
+use miniserde::json::{self, Array, Number, Object, Value};
+
+use crate::error::{Error, Result};
+use crate::exit::Status;
+use crate::http;
+use crate::log::Log;
+
+/// Validates a server URL (Vault or STS) and strips trailing slashes.
+///
+/// A path prefix is kept, so a Vault behind a reverse proxy at
+/// `https://host/vault` works.
+///
+/// # Errors
+///
+/// A description of what is wrong, for the caller to attach to the flag.
+pub fn normalize_server(value: &str) -> std::result::Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        return Err("expected a URL starting with https:// or http://".to_owned());
+    }
+    let uri: ureq::http::Uri = trimmed.parse().map_err(|_| "not a valid URL".to_owned())?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    if uri.query().is_some() || trimmed.contains('#') {
+        return Err("the URL must not have a query or fragment".to_owned());
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Returns the login URL of the auth method mounted at `mount`.
+pub fn login_url(server: &str, mount: &str) -> String {
+    format!("{server}/v1/auth/{mount}/login")
+}
+
+/// Builds a JSON object body from string fields.
+pub fn json_body(fields: &[(&str, &str)]) -> String {
+    let mut object = Object::new();
+    for (name, value) in fields {
+        object.insert((*name).to_owned(), Value::String((*value).to_owned()));
+    }
+    json::to_string(&Value::Object(object))
+}
+
+/// A successful login. `Debug` leaves out the token.
+pub struct LoginReply {
+    /// The Vault token. Secret: never logged.
+    pub client_token: String,
+    /// The token's accessor, an identifier that is safe to log.
+    pub accessor: Option<String>,
+    /// Policies attached to the token.
+    pub policies: Vec<String>,
+    /// Token lifetime in seconds.
+    pub lease_duration: u64,
+    /// Warnings Vault attached to the reply.
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for LoginReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginReply")
+            .field("client_token", &"<redacted>")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("lease_duration", &self.lease_duration)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+/// Sends the login request and returns Vault's reply.
+///
+/// # Errors
+///
+/// Vault unavailable (exit 75) or TLS failure (79) for transport errors,
+/// and the classes of [`parse_reply`] for Vault's answers.
+pub fn login(url: &str, body: &str, timeout: Duration, log: Log) -> Result<LoginReply> {
+    log.step(format!("Vault login: POST {url}"));
+    let agent = http::vault_agent(timeout);
+    let reply = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .and_then(http::read_reply)
+        .map_err(|err| {
+            let (failure, reason) = http::classify(&err);
+            Error::new(
+                http::vault_status(failure),
+                format!("Vault login POST {url} failed: {reason}"),
+            )
+        })?;
+    log.step(format!("Vault login: HTTP {}", reply.status));
+    parse_reply(reply.status, &reply.body, reply.location.as_deref())
+}
+
+/// Interprets a login reply.
+///
+/// # Errors
+///
+/// - nonce mismatch (80) when Vault says "client nonce mismatch";
+/// - Vault unavailable (75) for 5xx, 429 and redirects;
+/// - login rejected (77) for other 4xx;
+/// - Vault protocol (76) for a 2xx without `auth.client_token`.
+///
+/// Each message quotes Vault's `errors` verbatim, on one line.
+pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<LoginReply> {
+    let parsed: Option<Object> = match json::from_str::<Value>(body) {
+        Ok(Value::Object(object)) => Some(object),
+        _ => None,
+    };
+
+    if !(200..300).contains(&status) {
+        let errors = parsed
+            .as_ref()
+            .map(|o| strings(o.get("errors")))
+            .unwrap_or_default();
+        let detail = if !errors.is_empty() {
+            one_line(&errors.join("; "))
+        } else if body.trim().is_empty() {
+            "empty body".to_owned()
+        } else {
+            format!("non-JSON body: {}", snippet(body))
+        };
+        let (status_class, prefix) = match status {
+            _ if errors.iter().any(|e| e.contains("client nonce mismatch")) => (
+                Status::NonceMismatch,
+                "Vault rejected the nonce: the nonce file does not match the one Vault recorded for this instance (another party may have logged in as it)",
+            ),
+            429 | 500..=599 => (Status::VaultUnavailable, "Vault is unavailable"),
+            300..=399 => (Status::VaultUnavailable, "Vault redirected the login"),
+            _ => (Status::LoginRejected, "Vault rejected the login"),
+        };
+        let location = location.map(|l| format!(" to {l}")).unwrap_or_default();
+        return Err(Error::new(
+            status_class,
+            format!("{prefix} (HTTP {status}{location}): {detail}"),
+        ));
+    }
+
+    let object = parsed.ok_or_else(|| {
+        Error::new(
+            Status::VaultProtocol,
+            format!(
+                "Vault answered HTTP {status} with a body that is not a JSON object: {}",
+                snippet(body)
+            ),
+        )
+    })?;
+    let warnings = strings(object.get("warnings"));
+    let auth =
+        match object.get("auth") {
+            Some(Value::Object(auth)) => auth,
+            _ => return Err(Error::new(
+                Status::VaultProtocol,
+                format!(
+                    "Vault answered HTTP {status} without a token (\"auth\" is missing or null){}",
+                    warning_suffix(&warnings)
+                ),
+            )),
+        };
+    let client_token = match auth.get("client_token") {
+        Some(Value::String(token)) if !token.is_empty() => token.clone(),
+        _ => {
+            return Err(Error::new(
+                Status::VaultProtocol,
+                format!(
+                    "Vault answered HTTP {status} without auth.client_token{}",
+                    warning_suffix(&warnings)
+                ),
+            ))
+        }
+    };
+    let accessor = match auth.get("accessor") {
+        Some(Value::String(accessor)) => Some(accessor.clone()),
+        _ => None,
+    };
+    let lease_duration = match auth.get("lease_duration") {
+        Some(Value::Number(Number::U64(n))) => *n,
+        _ => 0,
+    };
+    Ok(LoginReply {
+        client_token,
+        accessor,
+        policies: strings(auth.get("policies")),
+        lease_duration,
+        warnings,
+    })
+}
+
+/// Collects the strings of a JSON array; anything else gives an empty list.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items_as_strings(items),
+        _ => Vec::new(),
+    }
+}
+
+fn items_as_strings(items: &Array) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn warning_suffix(warnings: &[String]) -> String {
+    if warnings.is_empty() {
+        String::new()
+    } else {
+        format!("; Vault warnings: {}", one_line(&warnings.join("; ")))
+    }
+}
+
+/// Folds a multi-line message onto one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The start of a non-JSON body, for error messages: enough to recognise a
+/// load balancer's error page.
+fn snippet(body: &str) -> String {
+    let line = one_line(body);
+    match line.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_normalization() {
+        assert_eq!(
+            normalize_server("https://vault:8200/").unwrap(),
+            "https://vault:8200"
+        );
+        assert_eq!(
+            normalize_server("https://host/vault/").unwrap(),
+            "https://host/vault"
+        );
+        assert_eq!(
+            normalize_server("http://[::1]:8200").unwrap(),
+            "http://[::1]:8200"
+        );
+        assert!(normalize_server("vault:8200").is_err());
+        assert!(normalize_server("https://").is_err());
+        assert!(normalize_server("https://v/?a=b").is_err());
+    }
+
+    #[test]
+    fn login_url_with_prefix_and_mount() {
+        assert_eq!(
+            login_url("https://h/vault", "aws-ec2"),
+            "https://h/vault/v1/auth/aws-ec2/login"
+        );
+    }
+
+    #[test]
+    fn json_body_escapes_values() {
+        assert_eq!(json_body(&[("role", "a\"b")]), r#"{"role":"a\"b"}"#);
+    }
+
+    #[test]
+    fn success_reply() {
+        let body = r#"{"auth":{"client_token":"s.abc","accessor":"acc","policies":["default","p"],"lease_duration":3600},"warnings":["w"]}"#;
+        let reply = parse_reply(200, body, None).unwrap();
+        assert_eq!(reply.client_token, "s.abc");
+        assert_eq!(reply.accessor.as_deref(), Some("acc"));
+        assert_eq!(reply.policies, ["default", "p"]);
+        assert_eq!(reply.lease_duration, 3600);
+        assert_eq!(reply.warnings, ["w"]);
+    }
+
+    #[test]
+    fn nonce_mismatch_has_its_own_status() {
+        let err = parse_reply(400, r#"{"errors":["client nonce mismatch"]}"#, None).unwrap_err();
+        assert_eq!(err.status, Status::NonceMismatch);
+        assert!(err.message.contains("client nonce mismatch"));
+    }
+
+    #[test]
+    fn rejection_quotes_vault_errors_on_one_line() {
+        let err = parse_reply(
+            400,
+            r#"{"errors":["entry for role \"x\" not found","second\nline"]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.status, Status::LoginRejected);
+        assert!(
+            err.message
+                .contains(r#"entry for role "x" not found; second line"#),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains('\n'));
+        assert_eq!(
+            parse_reply(403, r#"{"errors":["permission denied"]}"#, None)
+                .unwrap_err()
+                .status,
+            Status::LoginRejected
+        );
+    }
+
+    #[test]
+    fn server_errors_are_unavailable() {
+        for status in [429, 500, 502, 503, 504] {
+            assert_eq!(
+                parse_reply(status, r#"{"errors":["Vault is sealed"]}"#, None)
+                    .unwrap_err()
+                    .status,
+                Status::VaultUnavailable
+            );
+        }
+        let err = parse_reply(502, "<html><h1>502 Bad Gateway</h1></html>", None).unwrap_err();
+        assert!(err.message.contains("502 Bad Gateway"), "{}", err.message);
+    }
+
+    #[test]
+    fn redirect_names_location() {
+        let err = parse_reply(307, "", Some("https://active:8200/v1/auth/aws/login")).unwrap_err();
+        assert_eq!(err.status, Status::VaultUnavailable);
+        assert!(
+            err.message.contains("https://active:8200"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn success_without_token_is_protocol_error() {
+        let err = parse_reply(
+            200,
+            r#"{"auth":null,"warnings":["role has no policies"]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.status, Status::VaultProtocol);
+        assert!(
+            err.message.contains("role has no policies"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            parse_reply(200, "not json", None).unwrap_err().status,
+            Status::VaultProtocol
+        );
+        assert_eq!(
+            parse_reply(204, "", None).unwrap_err().status,
+            Status::VaultProtocol
+        );
+        assert_eq!(
+            parse_reply(200, r#"{"auth":{"client_token":""}}"#, None)
+                .unwrap_err()
+                .status,
+            Status::VaultProtocol
+        );
+    }
+
+    #[test]
+    fn long_bodies_are_cut() {
+        let body = "x".repeat(10_000);
+        let err = parse_reply(500, &body, None).unwrap_err();
+        assert!(err.message.len() < 400);
+    }
+}
