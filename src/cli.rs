@@ -14,6 +14,7 @@ use crate::exit::Status;
 use crate::files;
 use crate::identity::{Pkcs7Source, SignatureType};
 use crate::imds::{self, ImdsVersion};
+use crate::sigv4::Credentials;
 use crate::vault;
 
 /// One option of `vault-stork login`.
@@ -230,6 +231,9 @@ pub struct LoginArgs {
     pub sts_endpoint: Option<String>,
     /// Value of the `X-Vault-AWS-IAM-Server-ID` header.
     pub header_value: Option<String>,
+    /// Credentials from `AWS_ACCESS_KEY_ID` and friends, which take the
+    /// place of the instance role's (iam method).
+    pub aws_credentials: Option<Credentials>,
     /// Mode of the token file.
     pub token_mode: u32,
     /// Mode of a newly created nonce file.
@@ -357,7 +361,11 @@ fn parse_login(
             source: g.source.clone(),
         })
     };
-    build_login(&take, imds_disabled, ipv6_imds).map(|args| Command::Login(Box::new(args)))
+    let mut args = build_login(&take, imds_disabled, ipv6_imds)?;
+    if args.method == Method::Iam {
+        args.aws_credentials = env_credentials(env)?;
+    }
+    Ok(Command::Login(Box::new(args)))
 }
 
 fn build_login(
@@ -490,11 +498,33 @@ fn build_login(
         region,
         sts_endpoint,
         header_value,
+        aws_credentials: None,
         token_mode,
         nonce_mode,
         timeout,
         verbose,
     })
+}
+
+/// Reads static credentials from the AWS SDKs' variables.
+///
+/// # Errors
+///
+/// A credentials error when only one of the key id and the secret is set,
+/// since silently falling back to the instance role would log in as
+/// someone else than the user meant.
+fn env_credentials(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Credentials>> {
+    let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
+    match (non_empty("AWS_ACCESS_KEY_ID"), non_empty("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: non_empty("AWS_SESSION_TOKEN"),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::new(Status::Credentials, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both, or neither to use the instance role")),
+        (None, Some(_)) => Err(Error::new(Status::Credentials, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both, or neither to use the instance role")),
+    }
 }
 
 fn missing(flag: &str, variable: &str) -> Error {
@@ -859,6 +889,31 @@ mod tests {
         assert!(help.contains("vault-stork login"));
         assert_eq!(error(&[], &[]).status, Status::Usage);
         assert_eq!(error(&["logout"], &[]).status, Status::Usage);
+    }
+
+    #[test]
+    fn iam_reads_environment_credentials() {
+        let iam = [
+            "login", "--server", "http://v", "--token", "t", "--method", "iam",
+        ];
+        let args = login(
+            &iam,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+                ("AWS_SESSION_TOKEN", "t"),
+            ],
+        );
+        let credentials = args.aws_credentials.unwrap();
+        assert_eq!(credentials.access_key_id, "AKID");
+        assert_eq!(credentials.session_token.as_deref(), Some("t"));
+        assert_eq!(
+            error(&iam, &[("AWS_ACCESS_KEY_ID", "AKID")]).status,
+            Status::Credentials
+        );
+        assert!(login(&BASE, &[("AWS_ACCESS_KEY_ID", "AKID")])
+            .aws_credentials
+            .is_none());
     }
 
     #[test]

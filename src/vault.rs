@@ -152,17 +152,18 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
         )
     })?;
     let warnings = strings(object.get("warnings"));
-    let auth =
-        match object.get("auth") {
-            Some(Value::Object(auth)) => auth,
-            _ => return Err(Error::new(
+    let auth = match object.get("auth") {
+        Some(Value::Object(auth)) => auth,
+        _ => {
+            return Err(Error::new(
                 Status::VaultProtocol,
                 format!(
                     "Vault answered HTTP {status} without a token (\"auth\" is missing or null){}",
                     warning_suffix(&warnings)
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let client_token = match auth.get("client_token") {
         Some(Value::String(token)) if !token.is_empty() => token.clone(),
         _ => {
