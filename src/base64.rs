@@ -85,7 +85,7 @@ pub fn decode(input: &str) -> Result<Vec<u8>, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(DecodeError::Length(bytes.len()));
     }
 

@@ -164,6 +164,34 @@ pub const LOGIN_OPTIONS: &[OptionSpec] = &[
         Some("60s"),
         "limit on each request to Vault, in seconds or with a unit (500ms, 30s, 2m)",
     ),
+    opt(
+        "max-wait",
+        Some("DURATION"),
+        &["STORK_MAX_WAIT"],
+        Some("2m"),
+        "keep retrying transient failures for this long in all; 0 means one attempt",
+    ),
+    opt(
+        "min-backoff",
+        Some("DURATION"),
+        &["STORK_MIN_BACKOFF"],
+        Some("1s"),
+        "upper bound of the first random delay between attempts; it doubles each retry",
+    ),
+    opt(
+        "max-backoff",
+        Some("DURATION"),
+        &["STORK_MAX_BACKOFF"],
+        Some("20s"),
+        "cap on the delay between attempts",
+    ),
+    opt(
+        "min-ttl",
+        Some("DURATION"),
+        &["STORK_MIN_TTL"],
+        None,
+        "skip the login when the token file holds a token with more than this TTL left",
+    ),
     OptionSpec {
         long: "verbose",
         short: Some('v'),
@@ -240,6 +268,14 @@ pub struct LoginArgs {
     pub nonce_mode: u32,
     /// Limit on each request to Vault.
     pub timeout: Duration,
+    /// Total time transient failures are retried; zero for one attempt.
+    pub max_wait: Duration,
+    /// Bound of the first retry delay.
+    pub min_backoff: Duration,
+    /// Cap on retry delays.
+    pub max_backoff: Duration,
+    /// Skip the login while the current token has more TTL than this.
+    pub min_ttl: Option<Duration>,
     /// Log steps to stderr.
     pub verbose: bool,
 }
@@ -478,6 +514,24 @@ fn build_login(
             )
         })?,
     };
+    let duration_or = |name: &str, default: Duration, allow_zero: bool| -> Result<Duration> {
+        match take(name) {
+            None => Ok(default),
+            Some(g) if allow_zero && g.value.trim() == "0" => Ok(Duration::ZERO),
+            Some(g) => parse_duration(&g.value)
+                .ok_or_else(|| invalid(&g, "expected a duration such as 30, 30s, 500ms or 2m")),
+        }
+    };
+    let max_wait = duration_or("max-wait", Duration::from_secs(120), true)?;
+    let min_backoff = duration_or("min-backoff", Duration::from_secs(1), false)?;
+    let max_backoff = duration_or("max-backoff", Duration::from_secs(20), false)?;
+    let min_ttl = match take("min-ttl") {
+        None => None,
+        Some(g) => Some(
+            parse_duration(&g.value)
+                .ok_or_else(|| invalid(&g, "expected a duration such as 10m or 1h"))?,
+        ),
+    };
     let verbose = match take("verbose") {
         None => false,
         Some(g) => parse_bool(&g.source, &g.value)?,
@@ -502,6 +556,10 @@ fn build_login(
         token_mode,
         nonce_mode,
         timeout,
+        max_wait,
+        min_backoff,
+        max_backoff,
+        min_ttl,
         verbose,
     })
 }
@@ -717,6 +775,8 @@ mod tests {
         assert_eq!(args.token_mode, 0o640);
         assert_eq!(args.nonce_mode, 0o600);
         assert_eq!(args.timeout, Duration::from_secs(60));
+        assert_eq!(args.max_wait, Duration::from_secs(120));
+        assert_eq!(args.min_ttl, None);
         assert_eq!(args.region, "us-east-1");
         assert!(!args.verbose);
         assert!(!args.imds_disabled);
@@ -814,6 +874,9 @@ mod tests {
             &["--token-mode", "999"],
             &["--timeout", "soon"],
             &["--timeout", "0"],
+            &["--max-wait", "forever"],
+            &["--min-backoff", "0"],
+            &["--min-ttl", "1d"],
             &["--region", "US East"],
             &["--mount", "//"],
             &["--role", "a/b"],
@@ -914,6 +977,15 @@ mod tests {
         assert!(login(&BASE, &[("AWS_ACCESS_KEY_ID", "AKID")])
             .aws_credentials
             .is_none());
+    }
+
+    #[test]
+    fn max_wait_zero_means_one_attempt() {
+        let mut argv = BASE.to_vec();
+        argv.extend(["--max-wait", "0", "--min-ttl", "10m"]);
+        let args = login(&argv, &[]);
+        assert_eq!(args.max_wait, Duration::ZERO);
+        assert_eq!(args.min_ttl, Some(Duration::from_secs(600)));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Error {
     pub status: Status,
     /// The message shown to the user.
     pub message: String,
+    /// True when the same request may succeed later (a refused connection,
+    /// a timeout, HTTP 5xx or 429), so it is worth retrying.
+    pub transient: bool,
 }
 
 impl Error {
@@ -24,6 +27,16 @@ impl Error {
         Error {
             status,
             message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// Creates an error that a later attempt may not hit.
+    pub fn transient(status: Status, message: impl Into<String>) -> Error {
+        Error {
+            status,
+            message: message.into(),
+            transient: true,
         }
     }
 

@@ -2,7 +2,7 @@
 //! on the class without parsing messages.
 //!
 //! The values follow `sysexits.h` where a class fits one of its meanings.
-//! Codes 79 and 80 are this tool's own, above the sysexits range. Every value
+//! Codes 79 to 81 are this tool's own, above the sysexits range. Every value
 //! here is part of the command-line interface: never renumber one.
 
 /// The class of a run's outcome, which decides the process exit code.
@@ -38,11 +38,13 @@ pub enum Status {
     /// Vault reported "client nonce mismatch": the instance was already logged
     /// in with another nonce, possibly by someone else.
     NonceMismatch,
+    /// Another run held the lock until the `--max-wait` deadline passed.
+    Locked,
 }
 
 impl Status {
     /// Every status in table order, for help text and tests.
-    pub const ALL: [Status; 12] = [
+    pub const ALL: [Status; 13] = [
         Status::Success,
         Status::Internal,
         Status::Usage,
@@ -55,6 +57,7 @@ impl Status {
         Status::Credentials,
         Status::Tls,
         Status::NonceMismatch,
+        Status::Locked,
     ];
 
     /// Returns the process exit code for this status.
@@ -72,6 +75,7 @@ impl Status {
             Status::Credentials => 78,
             Status::Tls => 79,
             Status::NonceMismatch => 80,
+            Status::Locked => 81,
         }
     }
 
@@ -84,7 +88,9 @@ impl Status {
             Status::InvalidData => "invalid input data (e.g. --pkcs7 is not base64)",
             Status::ImdsUnavailable => "instance metadata service disabled, unreachable or failing",
             Status::LocalFile => "local file error (token, nonce or input file)",
-            Status::VaultUnavailable => "Vault unreachable, timed out, sealed or 5xx: retry later",
+            Status::VaultUnavailable => {
+                "Vault unreachable, timed out, sealed or 5xx until --max-wait passed"
+            }
             Status::VaultProtocol => "Vault reply not understood (no client_token)",
             Status::LoginRejected => "login rejected by Vault (permission denied, role, bounds)",
             Status::Credentials => "AWS credentials missing, malformed or expired (IAM method)",
@@ -92,6 +98,7 @@ impl Status {
             Status::NonceMismatch => {
                 "client nonce mismatch: the nonce file does not match Vault's record"
             }
+            Status::Locked => "another run held the lock until --max-wait passed",
         }
     }
 }

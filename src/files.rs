@@ -211,6 +211,25 @@ pub fn write_token(path: &Path, token: &str, mode: u32) -> Result<()> {
     sync_dir(path, "token")
 }
 
+/// Removes temporary files that an earlier run, killed between creating
+/// and renaming them, left beside `path`. Call it only while holding the
+/// run lock, so no live run's temporary file is taken.
+pub fn remove_stale_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `contents` to a new temporary file beside `path`, with exactly
 /// `mode`, flushed to disk. Removes it again on failure.
 fn write_temp(path: &Path, contents: &[u8], mode: u32, what: &str) -> Result<PathBuf> {
@@ -408,6 +427,19 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(fs::read_to_string(&path).unwrap(), "s.new");
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_others_kept() {
+        let dir = scratch_dir("stale");
+        let path = dir.join("token");
+        fs::write(dir.join(".token.123.abcdef.tmp"), "partial").unwrap();
+        fs::write(dir.join(".other.123.abcdef.tmp"), "not ours").unwrap();
+        fs::write(&path, "kept").unwrap();
+        remove_stale_temps(&path);
+        assert!(!dir.join(".token.123.abcdef.tmp").exists());
+        assert!(dir.join(".other.123.abcdef.tmp").exists());
+        assert!(path.exists());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::exit::Status;
 use crate::imds::Imds;
 use crate::log::Log;
+use crate::retry::Retry;
 use crate::sigv4::{self, AmzDate, Credentials};
 
 /// IMDS path listing the instance role whose credentials IMDS serves.
@@ -33,7 +34,11 @@ const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-
 ///
 /// A credentials error (exit 78) when credentials are partial, malformed or
 /// expired; an IMDS error (69) when IMDS must serve them and cannot.
-pub fn login_fields(args: &LoginArgs, log: Log) -> Result<Vec<(&'static str, String)>> {
+pub fn login_fields(
+    args: &LoginArgs,
+    retry: Retry,
+    log: Log,
+) -> Result<Vec<(&'static str, String)>> {
     let (credentials, imds_role) = match &args.aws_credentials {
         Some(credentials) => {
             log.step(
@@ -46,6 +51,7 @@ pub fn login_fields(args: &LoginArgs, log: Log) -> Result<Vec<(&'static str, Str
                 &args.imds_endpoint,
                 args.imds_version,
                 args.imds_disabled,
+                retry,
                 log,
             )?;
             let (credentials, role) = instance_credentials(&imds, log)?;

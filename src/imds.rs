@@ -9,8 +9,10 @@
 use ureq::Agent;
 
 use crate::error::{Error, Result};
+use crate::exit::Status;
 use crate::http::{self, Failure};
 use crate::log::Log;
+use crate::retry::Retry;
 
 /// The IPv4 IMDS address, used when no endpoint is configured.
 pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
@@ -76,8 +78,19 @@ pub struct Imds {
     endpoint: String,
     /// IMDSv2 session token; `None` when speaking IMDSv1.
     token: Option<String>,
+    /// Retry settings and deadline of the run.
+    retry: Retry,
     /// Progress output.
     log: Log,
+}
+
+/// What the IMDSv2 token request produced.
+enum TokenOutcome {
+    /// A session token.
+    Token(String),
+    /// IMDS or the network declined IMDSv2 in a way the AWS SDKs treat as
+    /// "use IMDSv1"; the string says how.
+    FallBack(String),
 }
 
 impl Imds {
@@ -86,8 +99,15 @@ impl Imds {
     /// # Errors
     ///
     /// An IMDS error when `disabled` is set (`AWS_EC2_METADATA_DISABLED`),
-    /// when IMDS cannot be reached, or when IMDSv2 was required and failed.
-    pub fn connect(endpoint: &str, version: ImdsVersion, disabled: bool, log: Log) -> Result<Imds> {
+    /// when IMDS cannot be reached before the retry deadline, or when
+    /// IMDSv2 was required and failed.
+    pub fn connect(
+        endpoint: &str,
+        version: ImdsVersion,
+        disabled: bool,
+        retry: Retry,
+        log: Log,
+    ) -> Result<Imds> {
         if disabled {
             return Err(Error::imds(
                 "IMDS is disabled by AWS_EC2_METADATA_DISABLED=true, but this login needs it; unset the variable, or pass --pkcs7 and --role (ec2) or AWS credentials (iam)",
@@ -97,6 +117,7 @@ impl Imds {
             agent: http::imds_agent(),
             endpoint: endpoint.to_owned(),
             token: None,
+            retry,
             log,
         };
         if version == ImdsVersion::V1 {
@@ -104,53 +125,69 @@ impl Imds {
             return Ok(imds);
         }
 
-        let url = format!("{endpoint}/latest/api/token");
-        let result = imds
-            .agent
-            .put(&url)
-            .header("X-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECONDS)
-            .send_empty()
-            .and_then(http::read_reply);
-        match result {
-            Ok(reply) if reply.status == 200 && !reply.body.trim().is_empty() => {
+        match retry.run("IMDS token request", log, || imds.request_token(version))? {
+            TokenOutcome::Token(token) => {
                 log.step(format!(
                     "IMDS {endpoint}: using IMDSv2 (session token obtained)"
                 ));
-                imds.token = Some(reply.body.trim().to_owned());
-                Ok(imds)
+                imds.token = Some(token);
             }
-            Ok(reply) if version == ImdsVersion::Auto && (403..=405).contains(&reply.status) => {
-                log.step(format!(
-                    "IMDS {endpoint}: token request answered HTTP {}; falling back to IMDSv1",
-                    reply.status
-                ));
-                Ok(imds)
+            TokenOutcome::FallBack(why) => {
+                log.step(format!("IMDS {endpoint}: {why}; falling back to IMDSv1"));
             }
-            Ok(reply) => Err(Error::imds(format!(
-                "IMDS {endpoint}: PUT /latest/api/token answered HTTP {}{}",
-                reply.status,
-                if version == ImdsVersion::V2 {
-                    " and --imds-version v2 forbids falling back to IMDSv1"
-                } else {
-                    ""
-                }
-            ))),
+        }
+        Ok(imds)
+    }
+
+    /// Sends one `PUT /latest/api/token`.
+    fn request_token(&self, version: ImdsVersion) -> Result<TokenOutcome> {
+        let endpoint = &self.endpoint;
+        let result = self
+            .agent
+            .put(format!("{endpoint}/latest/api/token"))
+            .header("X-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECONDS)
+            .send_empty()
+            .and_then(http::read_reply);
+        let reply = match result {
+            Ok(reply) => reply,
             Err(err) => {
                 let (failure, reason) = http::classify(&err);
                 if failure == Failure::Timeout && version == ImdsVersion::Auto {
-                    log.warn(format!(
-                        "IMDS {endpoint}: the IMDSv2 token request {reason}; falling back to IMDSv1 (in a container this usually means the instance's metadata hop limit is 1)"
+                    self.log.warn(format!(
+                        "IMDS {endpoint}: the IMDSv2 token request {reason}; using IMDSv1 (in a container this usually means the instance's metadata hop limit is 1)"
                     ));
-                    return Ok(imds);
+                    return Ok(TokenOutcome::FallBack(format!("token request {reason}")));
                 }
                 let hint = if failure == Failure::Timeout {
                     "; in a container, raise the instance's metadata hop limit to 2"
                 } else {
                     "; check --imds-endpoint, or that this runs on an EC2 instance"
                 };
-                Err(Error::imds(format!(
-                    "IMDS {endpoint}: PUT /latest/api/token failed: {reason}{hint}"
-                )))
+                return Err(Error::transient(
+                    Status::ImdsUnavailable,
+                    format!("IMDS {endpoint}: PUT /latest/api/token failed: {reason}{hint}"),
+                ));
+            }
+        };
+
+        match reply.status {
+            200 if !reply.body.trim().is_empty() => {
+                Ok(TokenOutcome::Token(reply.body.trim().to_owned()))
+            }
+            403..=405 if version == ImdsVersion::Auto => Ok(TokenOutcome::FallBack(format!(
+                "token request answered HTTP {}",
+                reply.status
+            ))),
+            status => {
+                let v2_only = if version == ImdsVersion::V2 {
+                    " and --imds-version v2 forbids falling back to IMDSv1"
+                } else {
+                    ""
+                };
+                let message = format!(
+                    "IMDS {endpoint}: PUT /latest/api/token answered HTTP {status}{v2_only}"
+                );
+                Err(imds_status_error(status, message))
             }
         }
     }
@@ -178,23 +215,30 @@ impl Imds {
         })
     }
 
-    /// GETs `path`, returning `None` for HTTP 404.
+    /// GETs `path`, returning `None` for HTTP 404. Transient failures
+    /// (refused, timed out, 5xx, 429) are retried until the deadline.
     ///
     /// # Errors
     ///
     /// An IMDS error for any status other than 200 and 404.
     pub fn get_optional(&self, path: &str) -> Result<Option<String>> {
-        let url = format!("{}{path}", self.endpoint);
-        let mut request = self.agent.get(&url);
+        self.retry.run(&format!("IMDS GET {path}"), self.log, || {
+            self.get_once(path)
+        })
+    }
+
+    fn get_once(&self, path: &str) -> Result<Option<String>> {
+        let endpoint = &self.endpoint;
+        let mut request = self.agent.get(format!("{endpoint}{path}"));
         if let Some(token) = &self.token {
             request = request.header("X-aws-ec2-metadata-token", token);
         }
         let reply = request.call().and_then(http::read_reply).map_err(|err| {
             let (_, reason) = http::classify(&err);
-            Error::imds(format!(
-                "IMDS {}: GET {path} failed: {reason}",
-                self.endpoint
-            ))
+            Error::transient(
+                Status::ImdsUnavailable,
+                format!("IMDS {endpoint}: GET {path} failed: {reason}"),
+            )
         })?;
         self.log
             .step(format!("IMDS GET {path}: HTTP {}", reply.status));
@@ -202,11 +246,20 @@ impl Imds {
             200 => Ok(Some(reply.body)),
             404 => Ok(None),
             401 => Err(Error::imds(format!(
-                "IMDS {}: GET {path} answered HTTP 401: the instance requires IMDSv2 and the session token was missing or rejected",
-                self.endpoint
+                "IMDS {endpoint}: GET {path} answered HTTP 401: the instance requires IMDSv2 and the session token was missing or rejected"
             ))),
-            status => Err(Error::imds(format!("IMDS {}: GET {path} answered HTTP {status}", self.endpoint))),
+            status => Err(imds_status_error(status, format!("IMDS {endpoint}: GET {path} answered HTTP {status}"))),
         }
+    }
+}
+
+/// Returns an IMDS error for an unexpected status: transient for 429 and
+/// 5xx (IMDS throttles with 503), permanent otherwise.
+fn imds_status_error(status: u16, message: String) -> Error {
+    if status == 429 || status >= 500 {
+        Error::transient(Status::ImdsUnavailable, message)
+    } else {
+        Error::imds(message)
     }
 }
 
@@ -236,9 +289,15 @@ mod tests {
     #[test]
     fn disabled_imds_is_refused_without_a_request() {
         let log = Log { verbose: false };
-        let err = Imds::connect("http://127.0.0.1:9", ImdsVersion::Auto, true, log)
-            .err()
-            .unwrap();
+        let err = Imds::connect(
+            "http://127.0.0.1:9",
+            ImdsVersion::Auto,
+            true,
+            Retry::once(),
+            log,
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.status, crate::exit::Status::ImdsUnavailable);
         assert!(err.message.contains("AWS_EC2_METADATA_DISABLED"));
     }

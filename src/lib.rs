@@ -24,9 +24,6 @@
 //! ```
 //!
 //! Known gaps:
-//! - NOTE: no retries yet; one failed request ends the run with the exit
-//!   code of the side that failed, and the caller (systemd, cron) retries.
-//! - NOTE: Vault redirects (a standby's 307) are reported, not followed.
 //! - NOTE: TLS uses the embedded webpki roots only; no custom CA, client
 //!   certificate or namespace flags yet.
 
@@ -41,7 +38,9 @@ pub mod http;
 pub mod iam;
 pub mod identity;
 pub mod imds;
+pub mod lock;
 pub mod log;
 pub mod login;
+pub mod retry;
 pub mod sigv4;
 pub mod vault;

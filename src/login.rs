@@ -13,11 +13,26 @@ use crate::files;
 use crate::iam;
 use crate::identity::{self, Identity};
 use crate::imds::Imds;
+use crate::lock;
 use crate::log::Log;
-use crate::vault::{self, LoginReply};
+use crate::retry::Retry;
+use crate::vault::{self, LoginReply, Vault};
 
 /// IMDS path of the instance profile description.
 const IAM_INFO_PATH: &str = "/latest/meta-data/iam/info";
+
+/// How a run ended when it did not fail.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Vault issued a token and it was written.
+    LoggedIn(LoginReply),
+    /// `--min-ttl` was given and the current token has more TTL than that
+    /// left, so no login was made.
+    StillValid {
+        /// Remaining TTL in seconds; 0 for a token that never expires.
+        ttl: u64,
+    },
+}
 
 /// Runs one login as `args` describe and writes the token.
 ///
@@ -25,10 +40,11 @@ const IAM_INFO_PATH: &str = "/latest/meta-data/iam/info";
 ///
 /// Any [`Error`]; its status says which side failed. On error the token
 /// file is unchanged, and a nonce written before the failure is kept.
-pub fn run(args: &LoginArgs) -> Result<LoginReply> {
+pub fn run(args: &LoginArgs) -> Result<Outcome> {
     let log = Log {
         verbose: args.verbose,
     };
+    let retry = Retry::start(args.min_backoff, args.max_backoff, args.max_wait);
 
     if let TokenOutput::File(path) = &args.token {
         files::check_parent_dir("--token", path)?;
@@ -37,9 +53,32 @@ pub fn run(args: &LoginArgs) -> Result<LoginReply> {
         files::check_parent_dir("--nonce", path)?;
     }
 
+    // The lock lives beside the nonce, the state that concurrent runs must
+    // not fork; the iam method has none, so it guards the token file.
+    let lock_target = match (&args.nonce, &args.token) {
+        (Some(nonce), _) => Some(nonce.as_path()),
+        (None, TokenOutput::File(token)) => Some(token.as_path()),
+        (None, TokenOutput::Stdout) => None,
+    };
+    let _lock = match lock_target {
+        Some(target) => Some(lock::acquire(&lock::lock_path(target), &retry, log)?),
+        None => None,
+    };
+    if let Some(path) = &args.nonce {
+        files::remove_stale_temps(path);
+    }
+    if let TokenOutput::File(path) = &args.token {
+        files::remove_stale_temps(path);
+    }
+
+    let vault = Vault::new(&args.server, args.timeout, retry, log);
+    if let Some(ttl) = current_token_ttl(args, &vault, log) {
+        return Ok(Outcome::StillValid { ttl });
+    }
+
     let mut fields: Vec<(&str, String)> = match args.method {
-        Method::Ec2 => ec2_fields(args, log)?,
-        Method::Iam => iam::login_fields(args, log)?,
+        Method::Ec2 => ec2_fields(args, retry, log)?,
+        Method::Iam => iam::login_fields(args, retry, log)?,
     };
 
     if args.method == Method::Ec2 {
@@ -50,12 +89,11 @@ pub fn run(args: &LoginArgs) -> Result<LoginReply> {
         fields.push(("nonce", ensure_nonce(path, args.nonce_mode, log)?));
     }
 
-    let url = vault::login_url(&args.server, &args.mount);
     let body_fields: Vec<(&str, &str)> = fields
         .iter()
         .map(|(name, value)| (*name, value.as_str()))
         .collect();
-    let reply = vault::login(&url, &vault::json_body(&body_fields), args.timeout, log)?;
+    let reply = vault.login(&args.mount, &vault::json_body(&body_fields))?;
     for warning in &reply.warnings {
         log.warn(format!("Vault: {warning}"));
     }
@@ -82,14 +120,63 @@ pub fn run(args: &LoginArgs) -> Result<LoginReply> {
         reply.lease_duration,
         reply.accessor.as_deref().unwrap_or("(none)")
     ));
-    Ok(reply)
+    Ok(Outcome::LoggedIn(reply))
+}
+
+/// Returns the current token's TTL when `--min-ttl` is given and the token
+/// file holds a token with more TTL than that (or one that never expires).
+///
+/// Any doubt (no file, an invalid token, Vault not answering) returns
+/// `None`, so the run logs in: a skipped login must never leave the
+/// instance without a working token.
+fn current_token_ttl(args: &LoginArgs, vault: &Vault, log: Log) -> Option<u64> {
+    let min_ttl = args.min_ttl?;
+    let TokenOutput::File(path) = &args.token else {
+        return None;
+    };
+    let token = std::fs::read_to_string(path).ok()?;
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    match vault.token_ttl(token) {
+        Ok(Some(ttl)) if ttl == 0 || ttl > min_ttl.as_secs() => {
+            log.step(format!(
+                "token in {} still has {ttl}s to live (more than --min-ttl {}s); not logging in",
+                path.display(),
+                min_ttl.as_secs()
+            ));
+            Some(ttl)
+        }
+        Ok(Some(ttl)) => {
+            log.step(format!(
+                "token in {} has {ttl}s left; logging in",
+                path.display()
+            ));
+            None
+        }
+        Ok(None) => {
+            log.step(format!(
+                "token in {} is no longer valid; logging in",
+                path.display()
+            ));
+            None
+        }
+        Err(err) => {
+            log.step(format!(
+                "could not check the token in {}: {err}; logging in",
+                path.display()
+            ));
+            None
+        }
+    }
 }
 
 /// Collects the ec2 login fields: `role` (when known) and the signed identity.
 ///
 /// With `--pkcs7` IMDS is not contacted at all, so a rescue shell without
 /// IMDS works; the role then comes from `--role` or Vault's default.
-fn ec2_fields(args: &LoginArgs, log: Log) -> Result<Vec<(&'static str, String)>> {
+fn ec2_fields(args: &LoginArgs, retry: Retry, log: Log) -> Result<Vec<(&'static str, String)>> {
     let mut fields = Vec::new();
 
     let (identity, imds) = match &args.pkcs7 {
@@ -105,6 +192,7 @@ fn ec2_fields(args: &LoginArgs, log: Log) -> Result<Vec<(&'static str, String)>>
                 &args.imds_endpoint,
                 args.imds_version,
                 args.imds_disabled,
+                retry,
                 log,
             )?;
             log.step(format!(

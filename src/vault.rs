@@ -7,8 +7,9 @@ use miniserde::json::{self, Array, Number, Object, Value};
 
 use crate::error::{Error, Result};
 use crate::exit::Status;
-use crate::http;
+use crate::http::{self, Failure};
 use crate::log::Log;
+use crate::retry::Retry;
 
 /// Validates a server URL (Vault or STS) and strips trailing slashes.
 ///
@@ -73,29 +74,169 @@ impl std::fmt::Debug for LoginReply {
     }
 }
 
-/// Sends the login request and returns Vault's reply.
-///
-/// # Errors
-///
-/// Vault unavailable (exit 75) or TLS failure (79) for transport errors,
-/// and the classes of [`parse_reply`] for Vault's answers.
-pub fn login(url: &str, body: &str, timeout: Duration, log: Log) -> Result<LoginReply> {
-    log.step(format!("Vault login: POST {url}"));
-    let agent = http::vault_agent(timeout);
-    let reply = agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(body)
-        .and_then(http::read_reply)
-        .map_err(|err| {
+/// Most redirects followed for one request. Vault sends one (a standby to
+/// the active node); more suggests a loop.
+const MAX_REDIRECTS: u32 = 3;
+
+/// A Vault server and how to talk to it.
+pub struct Vault {
+    /// HTTP agent with the run's TLS, proxy and timeout settings.
+    agent: ureq::Agent,
+    /// Server URL without a trailing slash.
+    server: String,
+    /// Retry settings and deadline of the run.
+    retry: Retry,
+    /// Progress output.
+    log: Log,
+}
+
+impl Vault {
+    /// Prepares a client for `server`, with `timeout` per request.
+    pub fn new(server: &str, timeout: Duration, retry: Retry, log: Log) -> Vault {
+        Vault {
+            agent: http::vault_agent(timeout),
+            server: server.to_owned(),
+            retry,
+            log,
+        }
+    }
+
+    /// Logs in at the auth method mounted at `mount` with a JSON `body`.
+    ///
+    /// Transient failures (refused or reset connections, timeouts, 429,
+    /// 5xx including a sealed or standby server, non-JSON pages from a load
+    /// balancer) are retried until the run's deadline. Retrying a login is
+    /// safe: it sends the same nonce.
+    ///
+    /// # Errors
+    ///
+    /// Vault unavailable (exit 75) or TLS failure (79) for transport errors,
+    /// and the classes of [`parse_reply`] for Vault's answers.
+    pub fn login(&self, mount: &str, body: &str) -> Result<LoginReply> {
+        let url = login_url(&self.server, mount);
+        self.retry.run("Vault login", self.log, || {
+            self.log.step(format!("Vault login: POST {url}"));
+            let reply = self.send(&url, Some(body), None)?;
+            self.log.step(format!("Vault login: HTTP {}", reply.status));
+            parse_reply(reply.status, &reply.body, reply.location.as_deref())
+        })
+    }
+
+    /// Returns the remaining TTL in seconds of `token`, `Some(0)` for a
+    /// token that never expires, and `None` when Vault says the token is
+    /// not valid (HTTP 403).
+    ///
+    /// # Errors
+    ///
+    /// Any failure to get an answer; the caller then logs in anyway.
+    pub fn token_ttl(&self, token: &str) -> Result<Option<u64>> {
+        let url = format!("{}/v1/auth/token/lookup-self", self.server);
+        let reply = self.send(&url, None, Some(token))?;
+        match reply.status {
+            200 => {}
+            403 => return Ok(None),
+            status => {
+                return Err(Error::new(
+                    Status::VaultUnavailable,
+                    format!("token lookup answered HTTP {status}"),
+                ));
+            }
+        }
+        let ttl = match json::from_str::<Value>(&reply.body) {
+            Ok(Value::Object(object)) => match object.get("data") {
+                Some(Value::Object(data)) => match data.get("ttl") {
+                    Some(Value::Number(Number::U64(ttl))) => Some(*ttl),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        ttl.map(Some)
+            .ok_or_else(|| Error::new(Status::VaultProtocol, "token lookup reply has no data.ttl"))
+    }
+
+    /// Sends a POST with `body`, or a GET without, following up to
+    /// [`MAX_REDIRECTS`] 307/308 redirects with the same method and body.
+    /// A redirect from https to http is refused, because it would send the
+    /// login in clear text.
+    fn send(&self, url: &str, body: Option<&str>, token: Option<&str>) -> Result<http::Reply> {
+        let mut url = url.to_owned();
+        for _ in 0..=MAX_REDIRECTS {
+            let reply = self.send_once(&url, body, token)?;
+            let location = match (reply.status, &reply.location) {
+                (307 | 308, Some(location)) => location.clone(),
+                _ => return Ok(reply),
+            };
+            let next = resolve_redirect(&url, &location)?;
+            self.log
+                .step(format!("Vault: HTTP {} redirect to {next}", reply.status));
+            url = next;
+        }
+        Err(Error::new(
+            Status::VaultUnavailable,
+            format!("Vault: more than {MAX_REDIRECTS} redirects, last to {url}"),
+        ))
+    }
+
+    fn send_once(&self, url: &str, body: Option<&str>, token: Option<&str>) -> Result<http::Reply> {
+        let result = match body {
+            Some(body) => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .header("Content-Type", "application/json");
+                if let Some(token) = token {
+                    request = request.header("X-Vault-Token", token);
+                }
+                request.send(body)
+            }
+            None => {
+                let mut request = self.agent.get(url);
+                if let Some(token) = token {
+                    request = request.header("X-Vault-Token", token);
+                }
+                request.call()
+            }
+        };
+        result.and_then(http::read_reply).map_err(|err| {
             let (failure, reason) = http::classify(&err);
-            Error::new(
-                http::vault_status(failure),
-                format!("Vault login POST {url} failed: {reason}"),
-            )
-        })?;
-    log.step(format!("Vault login: HTTP {}", reply.status));
-    parse_reply(reply.status, &reply.body, reply.location.as_deref())
+            let message = format!("Vault request to {url} failed: {reason}");
+            match failure {
+                Failure::Tls => Error::new(Status::Tls, message),
+                Failure::Timeout | Failure::Connection => {
+                    Error::transient(Status::VaultUnavailable, message)
+                }
+            }
+        })
+    }
+}
+
+/// Resolves a redirect's `Location` against the URL that answered it.
+fn resolve_redirect(from: &str, location: &str) -> Result<String> {
+    let next = if location.starts_with("https://") || location.starts_with("http://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        let scheme_end = from.find("://").map_or(0, |i| i + 3);
+        let origin_end = from[scheme_end..]
+            .find('/')
+            .map_or(from.len(), |i| scheme_end + i);
+        format!("{}{location}", &from[..origin_end])
+    } else {
+        return Err(Error::new(
+            Status::VaultUnavailable,
+            format!("Vault redirected to an unsupported location {location:?}"),
+        ));
+    };
+    if from.starts_with("https://") && next.starts_with("http://") {
+        return Err(Error::new(
+            Status::Tls,
+            format!(
+                "Vault redirected from https to {next}; refusing to send the login without TLS"
+            ),
+        ));
+    }
+    Ok(next)
 }
 
 /// Interprets a login reply.
@@ -136,14 +277,18 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
             _ => (Status::LoginRejected, "Vault rejected the login"),
         };
         let location = location.map(|l| format!(" to {l}")).unwrap_or_default();
-        return Err(Error::new(
-            status_class,
-            format!("{prefix} (HTTP {status}{location}): {detail}"),
-        ));
+        let message = format!("{prefix} (HTTP {status}{location}): {detail}");
+        return Err(if status == 429 || status >= 500 {
+            Error::transient(status_class, message)
+        } else {
+            Error::new(status_class, message)
+        });
     }
 
+    // A 2xx page that is not JSON comes from something in front of Vault
+    // (a load balancer's maintenance page), so a later attempt may reach Vault.
     let object = parsed.ok_or_else(|| {
-        Error::new(
+        Error::transient(
             Status::VaultProtocol,
             format!(
                 "Vault answered HTTP {status} with a body that is not a JSON object: {}",
@@ -365,6 +510,51 @@ mod tests {
                 .status,
             Status::VaultProtocol
         );
+    }
+
+    #[test]
+    fn transient_classification() {
+        assert!(
+            parse_reply(503, r#"{"errors":["Vault is sealed"]}"#, None)
+                .unwrap_err()
+                .transient
+        );
+        assert!(parse_reply(429, "", None).unwrap_err().transient);
+        assert!(parse_reply(200, "<html>", None).unwrap_err().transient);
+        assert!(
+            !parse_reply(400, r#"{"errors":["client nonce mismatch"]}"#, None)
+                .unwrap_err()
+                .transient
+        );
+        assert!(
+            !parse_reply(403, r#"{"errors":["permission denied"]}"#, None)
+                .unwrap_err()
+                .transient
+        );
+        assert!(
+            !parse_reply(200, r#"{"auth":null}"#, None)
+                .unwrap_err()
+                .transient
+        );
+    }
+
+    #[test]
+    fn redirects_resolve_and_never_downgrade() {
+        assert_eq!(
+            resolve_redirect("http://a:1/v1/x", "/v1/y").unwrap(),
+            "http://a:1/v1/y"
+        );
+        assert_eq!(
+            resolve_redirect("https://a/v1/x", "https://b:8200/v1/x").unwrap(),
+            "https://b:8200/v1/x"
+        );
+        assert_eq!(
+            resolve_redirect("https://a/v1/x", "http://b/v1/x")
+                .unwrap_err()
+                .status,
+            Status::Tls
+        );
+        assert!(resolve_redirect("http://a/v1/x", "other").is_err());
     }
 
     #[test]
