@@ -14,7 +14,9 @@ use crate::exit::Status;
 use crate::files;
 use crate::identity::{Pkcs7Source, SignatureType};
 use crate::imds::{self, ImdsVersion};
+use crate::proxy::ProxyFlag;
 use crate::sigv4::Credentials;
+use crate::tls::TlsOptions;
 use crate::vault;
 
 /// One option of `vault-stork login`.
@@ -192,6 +194,71 @@ pub const LOGIN_OPTIONS: &[OptionSpec] = &[
         None,
         "skip the login when the token file holds a token with more than this TTL left",
     ),
+    opt(
+        "namespace",
+        Some("NAMESPACE"),
+        &["VAULT_NAMESPACE"],
+        None,
+        "Vault Enterprise or OpenBao namespace of the auth mount, sent as X-Vault-Namespace",
+    ),
+    opt(
+        "ca-cert",
+        Some("FILE"),
+        &["VAULT_CACERT"],
+        None,
+        "PEM bundle of CAs to trust for Vault, instead of the system bundle and built-in roots",
+    ),
+    opt(
+        "ca-path",
+        Some("DIR"),
+        &["VAULT_CAPATH"],
+        None,
+        "directory of PEM CA files to trust for Vault, instead of the defaults",
+    ),
+    opt(
+        "client-cert",
+        Some("FILE"),
+        &["VAULT_CLIENT_CERT"],
+        None,
+        "PEM client certificate (chain) to present to Vault",
+    ),
+    opt(
+        "client-key",
+        Some("FILE"),
+        &["VAULT_CLIENT_KEY"],
+        None,
+        "PEM private key of --client-cert (PKCS#8, PKCS#1 or SEC1)",
+    ),
+    opt(
+        "tls-server-name",
+        Some("NAME"),
+        &["VAULT_TLS_SERVER_NAME"],
+        None,
+        "name to verify in Vault's certificate and send as SNI, instead of the --server host",
+    ),
+    OptionSpec {
+        long: "tls-skip-verify",
+        short: None,
+        value_name: None,
+        env: &["VAULT_SKIP_VERIFY"],
+        default: None,
+        help: "do not verify Vault's certificate (insecure: the token can be stolen; warns on every run)",
+    },
+    opt(
+        "proxy",
+        Some("URL"),
+        &["VAULT_PROXY_ADDR"],
+        None,
+        "HTTP CONNECT proxy for Vault, instead of HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+    ),
+    OptionSpec {
+        long: "no-proxy",
+        short: None,
+        value_name: None,
+        env: &["STORK_NO_PROXY"],
+        default: None,
+        help: "connect to Vault directly, whatever the proxy variables say (IMDS never uses a proxy)",
+    },
     OptionSpec {
         long: "verbose",
         short: Some('v'),
@@ -276,6 +343,12 @@ pub struct LoginArgs {
     pub max_backoff: Duration,
     /// Skip the login while the current token has more TTL than this.
     pub min_ttl: Option<Duration>,
+    /// Namespace sent as `X-Vault-Namespace`.
+    pub namespace: Option<String>,
+    /// Trust store, client certificate and server name for Vault.
+    pub tls: TlsOptions,
+    /// How to pick the proxy for Vault.
+    pub proxy: ProxyFlag,
     /// Log steps to stderr.
     pub verbose: bool,
 }
@@ -532,6 +605,46 @@ fn build_login(
                 .ok_or_else(|| invalid(&g, "expected a duration such as 10m or 1h"))?,
         ),
     };
+    let switch = |name: &str| -> Result<bool> {
+        match take(name) {
+            None => Ok(false),
+            Some(g) => parse_bool(&g.source, &g.value),
+        }
+    };
+    let path = |name: &str| take(name).map(|g| PathBuf::from(g.value));
+    let tls = TlsOptions {
+        ca_cert: path("ca-cert"),
+        ca_path: path("ca-path"),
+        client_cert: path("client-cert"),
+        client_key: path("client-key"),
+        server_name: take("tls-server-name").map(|g| g.value),
+        skip_verify: switch("tls-skip-verify")?,
+    };
+    let proxy = match (take("proxy"), switch("no-proxy")?) {
+        (Some(g), true) => {
+            return Err(Error::usage(format!(
+                "{} and --no-proxy contradict each other; give one",
+                g.source
+            )))
+        }
+        (Some(g), false) => ProxyFlag::Url(g.value),
+        (None, true) => ProxyFlag::Direct,
+        (None, false) => ProxyFlag::FromEnvironment,
+    };
+
+    // A namespace is a header; a mount given with the namespace in front
+    // (ns1/aws) would otherwise address ns1/ns1/aws.
+    let namespace = take("namespace")
+        .map(|g| g.value.trim_matches('/').to_owned())
+        .filter(|ns| !ns.is_empty());
+    let mount = match &namespace {
+        Some(ns) => mount
+            .strip_prefix(&format!("{ns}/"))
+            .map(str::to_owned)
+            .unwrap_or(mount),
+        None => mount,
+    };
+
     let verbose = match take("verbose") {
         None => false,
         Some(g) => parse_bool(&g.source, &g.value)?,
@@ -560,6 +673,9 @@ fn build_login(
         min_backoff,
         max_backoff,
         min_ttl,
+        namespace,
+        tls,
+        proxy,
         verbose,
     })
 }
@@ -986,6 +1102,44 @@ mod tests {
         let args = login(&argv, &[]);
         assert_eq!(args.max_wait, Duration::ZERO);
         assert_eq!(args.min_ttl, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn tls_proxy_and_namespace_options() {
+        let mut argv = BASE.to_vec();
+        argv.extend([
+            "--ca-cert",
+            "/ca.pem",
+            "--tls-server-name",
+            "vault.internal",
+            "--namespace",
+            "ns1/",
+            "--mount",
+            "ns1/aws",
+        ]);
+        let args = login(
+            &argv,
+            &[
+                ("VAULT_SKIP_VERIFY", "true"),
+                ("VAULT_PROXY_ADDR", "http://p:3128"),
+            ],
+        );
+        assert_eq!(args.tls.ca_cert, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(args.tls.server_name.as_deref(), Some("vault.internal"));
+        assert!(args.tls.skip_verify);
+        assert_eq!(args.proxy, ProxyFlag::Url("http://p:3128".into()));
+        assert_eq!(args.namespace.as_deref(), Some("ns1"));
+        assert_eq!(args.mount, "aws", "namespace not doubled in the mount");
+        let direct = login(&[&BASE[..], &["--no-proxy"]].concat(), &[]);
+        assert_eq!(direct.proxy, ProxyFlag::Direct);
+        assert_eq!(
+            error(
+                &[&BASE[..], &["--no-proxy", "--proxy", "http://p"]].concat(),
+                &[]
+            )
+            .status,
+            Status::Usage
+        );
     }
 
     #[test]

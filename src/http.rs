@@ -5,7 +5,13 @@ use std::time::Duration;
 
 use ureq::Agent;
 
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+
+use crate::error::Error;
 use crate::exit::Status;
+use crate::log::Log;
+use crate::tls::{TlsConnector, TlsFailure, TlsSetup};
 
 /// Largest response body read from any server. Identity documents, IMDS
 /// credentials and Vault login replies are a few KiB; a larger body is a
@@ -39,20 +45,47 @@ pub fn imds_agent() -> Agent {
         .new_agent()
 }
 
-/// Builds the agent for Vault, with `timeout` as the whole-request limit.
+/// Builds the agent for Vault, with `timeout` as the whole-request limit,
+/// TLS from `tls` and the proxy at `proxy` (`None` for direct).
 ///
-/// NOTE: proxies come from the environment as ureq reads them
-/// (`HTTPS_PROXY`, `ALL_PROXY`, ...). Redirects are not followed: a login
-/// body must not be replayed to a host the user did not name.
-pub fn vault_agent(timeout: Duration) -> Agent {
-    Agent::config_builder()
+/// Redirects are not followed here: [`crate::vault`] follows them itself,
+/// keeping the method and body and refusing https-to-http downgrades.
+///
+/// # Errors
+///
+/// A usage error when ureq rejects the proxy URL.
+pub fn vault_agent(
+    timeout: Duration,
+    tls: TlsSetup,
+    proxy: Option<&str>,
+    log: Log,
+) -> Result<Agent, Error> {
+    let proxy = match proxy {
+        Some(url) => Some(ureq::Proxy::new(url).map_err(|_| {
+            Error::new(
+                Status::Usage,
+                format!("invalid proxy URL {}", crate::proxy::redact(url)),
+            )
+        })?),
+        None => None,
+    };
+    let config = Agent::config_builder()
+        .proxy(proxy)
         .max_redirects(0)
         .http_status_as_error(false)
         .user_agent(USER_AGENT)
         .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
         .timeout_global(Some(timeout))
-        .build()
-        .new_agent()
+        .build();
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(TlsConnector::new(tls, log));
+    Ok(Agent::with_parts(
+        config,
+        connector,
+        DefaultResolver::default(),
+    ))
 }
 
 /// A response read in full.
@@ -112,16 +145,21 @@ pub fn classify(err: &ureq::Error) -> (Failure, String) {
             format!("response body larger than {limit} bytes"),
         ),
         ureq::Error::Io(io) => {
-            // rustls reports handshake failures through the socket's I/O error.
+            // TLS handshake failures arrive as the socket's I/O error: ours,
+            // explained by the TLS connector, or rustls's own.
+            let explained = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<TlsFailure>());
             let tls = io
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            match tls {
-                Some(tls) => (Failure::Tls, tls.to_string()),
-                None if io.kind() == std::io::ErrorKind::TimedOut => {
+            match (explained, tls) {
+                (Some(failure), _) => (Failure::Tls, failure.0.clone()),
+                (None, Some(tls)) => (Failure::Tls, tls.to_string()),
+                (None, None) if io.kind() == std::io::ErrorKind::TimedOut => {
                     (Failure::Timeout, io.to_string())
                 }
-                None => (Failure::Connection, io.to_string()),
+                (None, None) => (Failure::Connection, io.to_string()),
             }
         }
         other => (Failure::Connection, other.to_string()),

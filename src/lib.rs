@@ -24,8 +24,8 @@
 //! ```
 //!
 //! Known gaps:
-//! - NOTE: TLS uses the embedded webpki roots only; no custom CA, client
-//!   certificate or namespace flags yet.
+//! - NOTE: the proxy is chosen for the `--server` host; a redirect to
+//!   another host goes through the same proxy (or none).
 
 #![forbid(unsafe_code)]
 
@@ -41,6 +41,8 @@ pub mod imds;
 pub mod lock;
 pub mod log;
 pub mod login;
+pub mod proxy;
 pub mod retry;
 pub mod sigv4;
+pub mod tls;
 pub mod vault;

@@ -15,7 +15,9 @@ use crate::identity::{self, Identity};
 use crate::imds::Imds;
 use crate::lock;
 use crate::log::Log;
+use crate::proxy;
 use crate::retry::Retry;
+use crate::tls;
 use crate::vault::{self, LoginReply, Vault};
 
 /// IMDS path of the instance profile description.
@@ -40,7 +42,7 @@ pub enum Outcome {
 ///
 /// Any [`Error`]; its status says which side failed. On error the token
 /// file is unchanged, and a nonce written before the failure is kept.
-pub fn run(args: &LoginArgs) -> Result<Outcome> {
+pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Outcome> {
     let log = Log {
         verbose: args.verbose,
     };
@@ -71,7 +73,26 @@ pub fn run(args: &LoginArgs) -> Result<Outcome> {
         files::remove_stale_temps(path);
     }
 
-    let vault = Vault::new(&args.server, args.timeout, retry, log);
+    // TLS and proxy settings are checked before anything else touches the
+    // network, so a bad CA file fails fast and changes nothing.
+    let tls = tls::setup(&args.tls, env, log)?;
+    if args.server.starts_with("https://") {
+        log.step(format!("TLS trust: {}", tls.trust));
+    }
+    let proxy = proxy::choose(&args.server, &args.proxy, env)?;
+    log.step(format!("Vault {}: {}", args.server, proxy.reason));
+    if let Some(namespace) = &args.namespace {
+        log.step(format!("Vault namespace: {namespace}"));
+    }
+    let vault = Vault::new(
+        &args.server,
+        args.timeout,
+        tls,
+        proxy.url.as_deref(),
+        args.namespace.as_deref(),
+        retry,
+        log,
+    )?;
     if let Some(ttl) = current_token_ttl(args, &vault, log) {
         return Ok(Outcome::StillValid { ttl });
     }

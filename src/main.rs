@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             let _ = std::io::stdout().write_all(text.as_bytes());
             Ok(())
         }
-        Command::Login(args) => login::run(&args).map(|_| ()),
+        Command::Login(args) => login::run(&args, &env).map(|_| ()),
     });
 
     match result {

@@ -10,6 +10,7 @@ use crate::exit::Status;
 use crate::http::{self, Failure};
 use crate::log::Log;
 use crate::retry::Retry;
+use crate::tls::TlsSetup;
 
 /// Validates a server URL (Vault or STS) and strips trailing slashes.
 ///
@@ -84,6 +85,8 @@ pub struct Vault {
     agent: ureq::Agent,
     /// Server URL without a trailing slash.
     server: String,
+    /// Namespace sent as `X-Vault-Namespace`, if any.
+    namespace: Option<String>,
     /// Retry settings and deadline of the run.
     retry: Retry,
     /// Progress output.
@@ -91,14 +94,29 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Prepares a client for `server`, with `timeout` per request.
-    pub fn new(server: &str, timeout: Duration, retry: Retry, log: Log) -> Vault {
-        Vault {
-            agent: http::vault_agent(timeout),
+    /// Prepares a client for `server`: `timeout` per request, TLS from
+    /// `tls`, the proxy at `proxy` (`None` for direct), and `namespace`
+    /// sent with every request.
+    ///
+    /// # Errors
+    ///
+    /// A usage error for a proxy URL that ureq rejects.
+    pub fn new(
+        server: &str,
+        timeout: Duration,
+        tls: TlsSetup,
+        proxy: Option<&str>,
+        namespace: Option<&str>,
+        retry: Retry,
+        log: Log,
+    ) -> Result<Vault> {
+        Ok(Vault {
+            agent: http::vault_agent(timeout, tls, proxy, log)?,
             server: server.to_owned(),
+            namespace: namespace.map(str::to_owned),
             retry,
             log,
-        }
+        })
     }
 
     /// Logs in at the auth method mounted at `mount` with a JSON `body`.
@@ -195,6 +213,9 @@ impl Vault {
                 let mut request = self.agent.get(url);
                 if let Some(token) = token {
                     request = request.header("X-Vault-Token", token);
+                }
+                if let Some(namespace) = &self.namespace {
+                    request = request.header("X-Vault-Namespace", namespace);
                 }
                 request.call()
             }
