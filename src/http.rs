@@ -136,7 +136,6 @@ pub enum Failure {
 /// Classifies a ureq error and describes it in one line.
 pub fn classify(err: &ureq::Error) -> (Failure, String) {
     match err {
-        ureq::Error::Rustls(tls) => (Failure::Tls, tls.to_string()),
         ureq::Error::Tls(what) => (Failure::Tls, (*what).to_owned()),
         ureq::Error::Timeout(which) => (Failure::Timeout, format!("timed out ({which})")),
         ureq::Error::HostNotFound => (Failure::Connection, "host name not found".to_owned()),

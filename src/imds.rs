@@ -58,8 +58,10 @@ pub fn normalize_endpoint(value: &str) -> std::result::Result<String, String> {
     let uri: ureq::http::Uri = trimmed
         .parse()
         .map_err(|_| "expected a URL such as http://169.254.169.254".to_owned())?;
-    if uri.scheme_str() != Some("http") && uri.scheme_str() != Some("https") {
-        return Err("expected a URL starting with http:// or https://".to_owned());
+    // IMDS speaks plain HTTP on a link-local address; this build has no TLS
+    // for it.
+    if uri.scheme_str() != Some("http") {
+        return Err("expected a URL starting with http://, as IMDS serves plain HTTP".to_owned());
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err("the URL has no host".to_owned());
@@ -284,6 +286,7 @@ mod tests {
         assert!(normalize_endpoint("169.254.169.254").is_err());
         assert!(normalize_endpoint("http://host/latest").is_err());
         assert!(normalize_endpoint("ftp://host").is_err());
+        assert!(normalize_endpoint("https://host").is_err());
     }
 
     #[test]

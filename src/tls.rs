@@ -361,7 +361,12 @@ impl<In: Transport> Connector<In> for TlsConnector {
         };
         let shown_name = name.to_str().into_owned();
 
-        let mut connection = ClientConnection::new(self.setup.config.clone(), name)?;
+        let mut connection =
+            ClientConnection::new(self.setup.config.clone(), name).map_err(|err| {
+                ureq::Error::Io(std::io::Error::other(TlsFailure(format!(
+                    "TLS with {host} failed: {err}"
+                ))))
+            })?;
         let mut socket = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         socket.set_timeout(details.timeout);
         if let Err(err) = connection.complete_io(&mut socket) {
