@@ -6,6 +6,8 @@
 //! timeout is usually a container behind the instance's default hop limit of
 //! 1, where the PUT's reply is dropped one hop short.
 
+use std::time::Duration;
+
 use ureq::Agent;
 
 use crate::error::{Error, Result};
@@ -24,6 +26,11 @@ pub const DEFAULT_ENDPOINT_IPV6: &str = "http://[fd00:ec2::254]";
 /// Lifetime asked for the IMDSv2 session token, in seconds. One run needs a
 /// few seconds; a short token limits what a leaked one is worth.
 const TOKEN_TTL_SECONDS: &str = "300";
+
+/// Limit on the token request. Shorter than other IMDS requests because a
+/// timeout here has a usual cause, a hop limit of 1 dropping the reply, and
+/// the fallback to IMDSv1 should not wait long.
+const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which IMDS protocol to speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +155,9 @@ impl Imds {
             .agent
             .put(format!("{endpoint}/latest/api/token"))
             .header("X-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECONDS)
+            .config()
+            .timeout_global(Some(TOKEN_REQUEST_TIMEOUT))
+            .build()
             .send_empty()
             .and_then(http::read_reply);
         let reply = match result {
