@@ -40,22 +40,22 @@ impl Error {
         }
     }
 
-    /// A usage error (exit 64).
+    /// Creates a usage error (exit 64).
     pub fn usage(message: impl Into<String>) -> Error {
         Error::new(Status::Usage, message)
     }
 
-    /// A local file error (exit 74).
+    /// Creates a local file error (exit 74).
     pub fn file(message: impl Into<String>) -> Error {
         Error::new(Status::LocalFile, message)
     }
 
-    /// An IMDS error (exit 69).
+    /// Creates an IMDS error (exit 69).
     pub fn imds(message: impl Into<String>) -> Error {
         Error::new(Status::ImdsUnavailable, message)
     }
 
-    /// An invalid-data error (exit 65).
+    /// Creates an invalid-data error (exit 65).
     pub fn invalid_data(message: impl Into<String>) -> Error {
         Error::new(Status::InvalidData, message)
     }
