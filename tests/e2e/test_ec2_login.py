@@ -695,18 +695,3 @@ def test_lock_held_until_max_wait(stack, stork, imds, tmp_path):
 
 
 # The static release binary
-
-
-def test_static_binary_first_login(stack, stork, imds, tmp_path):
-    static_binary = os.environ.get("VAULT_STORK_STATIC_BIN")
-    if not static_binary:
-        pytest.skip("VAULT_STORK_STATIC_BIN is not set; `make test-e2e` sets it to the musl build")
-    token_path, nonce_path = tmp_path / "token", tmp_path / "nonce"
-    static = StorkRunner(Path(static_binary).resolve(), stack)
-    static.secrets = stork.secrets
-
-    result = static.login(imds, token_path, nonce_path)
-
-    assert result.code == 0, result.describe()
-    assert NONCE_PATTERN.fullmatch(read_nonce(nonce_path))
-    assert_token_grants(stack, read_token(token_path), PROFILE_ROLE, [READ_POLICY, PROFILE_POLICY])
