@@ -692,6 +692,3 @@ def test_lock_held_until_max_wait(stack, stork, imds, tmp_path):
     assert not token_path.exists()
     assert not nonce_path.exists()
     assert stack.login_requests() == logins_before
-
-
-# The static release binary
