@@ -45,9 +45,25 @@ echo "  exit code: $?"
 set -e
 
 if [ -n "${STORK_TEST_IAM_ROLE:-}" ]; then
+  # Every IAM login is signed for moto's STS: OpenBao replays the signed
+  # request to its configured sts_endpoint, which is moto too.
   echo
-  echo "== IAM login: credentials of the instance role from IMDS, signed for STS at $STORK_TEST_MOTO_URL"
-  "$bin" login --method iam --role "$STORK_TEST_IAM_ROLE" --sts-endpoint "$STORK_TEST_MOTO_URL" \
-    --token "$dir/iam-token" --verbose
+  echo "== IAM login: instance role credentials from IMDS, signed for STS at $STORK_TEST_MOTO_URL"
+  echo "   (no --role: the binary sends the IAM role name, $STORK_TEST_IAM_ROLE)"
+  "$bin" login --method iam --sts-endpoint "$STORK_TEST_MOTO_URL" --token "$dir/iam-token" --verbose
   show_token "$dir/iam-token"
+
+  echo
+  echo "== IAM login to auth/$STORK_TEST_IAM_HEADER_MOUNT, which requires X-Vault-AWS-IAM-Server-ID: $STORK_TEST_IAM_SERVER_ID"
+  "$bin" login --method iam --sts-endpoint "$STORK_TEST_MOTO_URL" --mount "$STORK_TEST_IAM_HEADER_MOUNT" \
+    --header-value "$STORK_TEST_IAM_SERVER_ID" --token "$dir/iam-header-token"
+  show_token "$dir/iam-header-token"
+
+  echo
+  echo "== A wrong header value is rejected with exit code 77"
+  set +e
+  "$bin" login --method iam --sts-endpoint "$STORK_TEST_MOTO_URL" --mount "$STORK_TEST_IAM_HEADER_MOUNT" \
+    --header-value "vault.wrong.test" --token "$dir/iam-header-token" --max-wait 0
+  echo "  exit code: $?"
+  set -e
 fi

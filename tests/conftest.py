@@ -53,6 +53,20 @@ def imds(stack: Stack, instance: InstanceMetadata):
     stack.stop_imds(server)
 
 
+@pytest.fixture
+def iam_instance(stack: Stack) -> InstanceMetadata:
+    """A new running instance whose IMDS serves new credentials of the instance role."""
+    return stack.new_iam_instance()
+
+
+@pytest.fixture
+def iam_imds(stack: Stack, iam_instance: InstanceMetadata):
+    """An IMDS serving IAM_INSTANCE and its role credentials, stopped after the test."""
+    server = stack.start_imds(iam_instance)
+    yield server
+    stack.stop_imds(server)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -88,4 +102,12 @@ def stork(stork_binary: Path, stack: Stack, instance: InstanceMetadata) -> Stork
     """A runner for the binary that treats INSTANCE's signatures as secrets."""
     runner = StorkRunner(stork_binary, stack)
     runner.add_instance_secrets(instance)
+    return runner
+
+
+@pytest.fixture
+def iam_stork(stork_binary: Path, stack: Stack, iam_instance: InstanceMetadata) -> StorkRunner:
+    """A runner for the binary that treats IAM_INSTANCE's role credentials as secrets."""
+    runner = StorkRunner(stork_binary, stack)
+    runner.add_credential_secrets(iam_instance.credentials)
     return runner

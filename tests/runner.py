@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tests.stack import ImdsServer, InstanceMetadata, Stack
+from tests.stack.imds import RoleCredentials
 
 BINARY_TIMEOUT_SECONDS = 90
 
@@ -33,6 +34,17 @@ class Result:
 def is_loopback_url(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """Return the value of the last FLAG in ARGS, given as ``FLAG VALUE`` or ``FLAG=VALUE``."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == flag and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(f"{flag}="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def file_mode(path: Path) -> int:
@@ -88,7 +100,8 @@ class StorkRunner:
     The environment is PATH plus what the test passes. It never contains
     AWS_EC2_METADATA_DISABLED, which would make the binary refuse to use IMDS.
     Every run must name a loopback IMDS endpoint, by flag or variable, so no
-    run can reach the real IMDS address.
+    run can reach the real IMDS address. Every run of the iam method must
+    name a loopback STS endpoint too, so the binary never signs for real STS.
     """
 
     def __init__(self, binary: Path, stack: Stack):
@@ -101,6 +114,10 @@ class StorkRunner:
 
     def add_instance_secrets(self, instance: InstanceMetadata) -> None:
         self.secrets.extend([instance.pkcs7, instance.rsa2048, instance.signature])
+
+    def add_credential_secrets(self, credentials: RoleCredentials) -> None:
+        """Treat the secret access key and session token of CREDENTIALS as secrets."""
+        self.secrets.extend([credentials.secret_access_key, credentials.token])
 
     def check_output(self, result: Result) -> None:
         file_contents = [path.read_text() for path in self.secret_files if path.is_file()]
@@ -116,6 +133,7 @@ class StorkRunner:
         full_env.update(env or {})
         assert "AWS_EC2_METADATA_DISABLED" not in full_env, "the binary must not get AWS_EC2_METADATA_DISABLED"
         self.check_imds_endpoint(args, full_env)
+        self.check_sts_endpoint(args, full_env)
 
         argv = [str(self.binary), *args]
         process = subprocess.Popen(
@@ -146,6 +164,39 @@ class StorkRunner:
             endpoint = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
         assert endpoint is not None, "every run must pass a loopback --imds-endpoint"
         assert is_loopback_url(endpoint), f"IMDS endpoint {endpoint} is not a loopback address"
+
+    @staticmethod
+    def check_sts_endpoint(args: list[str], env: dict[str, str]) -> None:
+        method = flag_value(args, "--method") or env.get("STORK_METHOD")
+        if method != "iam":
+            return
+        endpoint = flag_value(args, "--sts-endpoint") or env.get("AWS_ENDPOINT_URL_STS")
+        assert endpoint is not None, "every run of the iam method must pass a loopback --sts-endpoint"
+        assert is_loopback_url(endpoint), f"STS endpoint {endpoint} is not a loopback address"
+
+    def iam_login_args(self, imds: ImdsServer, token: Path, *extra: str, server: str | None = None,
+                       mount: str | None = None) -> list[str]:
+        """Return ``login --method iam`` arguments signed for moto's STS, then EXTRA.
+
+        The contents of TOKEN count as a secret for this and later runs.
+        """
+        self.secret_files.append(token)
+        args = [
+            "login",
+            "--method", "iam",
+            "--server", server or self.stack.vault_addr,
+            "--token", str(token),
+            "--imds-endpoint", imds.url,
+            "--sts-endpoint", self.stack.moto_url,
+        ]
+        if mount is not None:
+            args += ["--mount", mount]
+        return [*args, *extra]
+
+    def iam_login(self, imds: ImdsServer, token: Path, *extra: str, server: str | None = None,
+                  mount: str | None = None, env: dict[str, str] | None = None) -> Result:
+        """Run ``login --method iam`` to the end; see ``iam_login_args``."""
+        return self.run(self.iam_login_args(imds, token, *extra, server=server, mount=mount), env=env)
 
     def login_args(self, imds: ImdsServer | None, token: Path, nonce: Path, *extra: str,
                    server: str | None = None, imds_url: str | None = None) -> list[str]:

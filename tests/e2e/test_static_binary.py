@@ -131,3 +131,32 @@ def test_static_binary_ec2_login_in_empty_chroot(stack, stork, imds, tmp_path, s
     assert "IMDSv2" in result.stderr
     data = stack.lookup_self(token)
     assert "stork-read" in data["policies"], data
+
+
+def test_static_binary_iam_login_in_empty_chroot(stack, iam_stork, iam_imds, iam_instance, tmp_path, static_binary):
+    root = tmp_path / "root"
+    make_empty_root(root, static_binary)
+    assert sorted(p.name for p in root.iterdir()) == ["etc", "state", "vault-stork"]
+
+    # Signed for moto's STS, as every iam run of the tests must be.
+    result = run_in_chroot(root, [
+        "login",
+        "--method", "iam",
+        "--server", stack.vault_addr,
+        "--imds-endpoint", iam_imds.url,
+        "--sts-endpoint", stack.moto_url,
+        "--token", "/state/token",
+        "--verbose",
+    ])
+    iam_stork.secret_files.append(root / "state" / "token")
+    iam_stork.check_output(result)
+
+    assert result.code == 0, result.describe()
+    assert file_mode(root / "state" / "token") == 0o640
+    assert "IMDSv2" in result.stderr
+    assert f"credentials: instance role {iam_instance.credentials.role_name} from IMDS" in result.stderr
+    data = stack.lookup_self((root / "state" / "token").read_text())
+    assert data["path"] == "auth/aws/login"
+    assert data["meta"]["auth_type"] == "iam"
+    assert "stork-by-iam" in data["policies"], data
+    assert sorted(p.name for p in (root / "state").iterdir() if not p.name.endswith(".lock")) == ["token"]

@@ -4,15 +4,18 @@ Fixtures are created while moto accepts any request. Then moto's request
 authentication is switched on (``POST /moto-api/reset-auth`` with the number
 of requests still allowed without authentication, here 0), so from then on
 every request, including OpenBao's, must carry a valid SigV4 signature from
-an IAM user whose policies allow the action.
+an IAM user whose policies allow the action. Temporary credentials from
+``sts:AssumeRole`` sign valid requests too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -28,6 +31,16 @@ ROLE_NAME = "stork-instance-role"
 INSTANCE_PROFILE_NAME = "stork-instance-profile"
 FIXTURE_USER = "stork-fixture-admin"
 OPENBAO_USER = "stork-openbao"
+# The user that assumes the instance role to get the temporary credentials
+# IMDS serves for it. It has the path "/" because moto 5.2.5 leaves the path
+# out of the caller ARN it compares with a trust policy's principal, so a
+# user with another path could not match its real ARN there.
+ROLE_ASSUMER_USER = "stork-role-assumer"
+# The maximum session duration of the instance role, in seconds.
+MAX_SESSION_SECONDS = 12 * 3600
+# A second IAM role that no instance has. Vault roles bound to it reject
+# logins with the instance role's credentials.
+OTHER_ROLE_NAME = "stork-other-role"
 
 # The AWS calls of Vault's AWS auth backend (builtin/credential/aws in Vault
 # v1.21.4). EC2 logins call sts:GetCallerIdentity to learn the account of the
@@ -52,10 +65,28 @@ EC2_ASSUME_ROLE_POLICY = {
 }
 
 
+# A line of the access log that moto's web server (werkzeug) writes, e.g.
+# `127.0.0.1 - - [04/Dec/2026 20:44:17] "POST / HTTP/1.1" 403 -`, where the
+# request line may be wrapped in terminal colour codes.
+ACCESS_LOG_LINE = re.compile(
+    r'"(?:\x1b\[[0-9;]*m)*(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+(?:\x1b\[[0-9;]*m)*" (?P<status>\d{3}) '
+)
+
+
 @dataclass(frozen=True)
 class AccessKey:
     access_key_id: str
     secret_access_key: str
+
+
+@dataclass(frozen=True)
+class SessionCredentials:
+    """Temporary credentials from ``sts:AssumeRole``."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: datetime
 
 
 @dataclass(frozen=True)
@@ -100,6 +131,12 @@ class MotoServer:
     def stop(self) -> None:
         self.process.stop()
 
+    def replies(self) -> list[tuple[str, str, int]]:
+        """Return (method, path, status) of every request in moto's access log, oldest first."""
+        text = self.process.log_path.read_text(errors="replace")
+        return [(match["method"], match["path"], int(match["status"]))
+                for match in ACCESS_LOG_LINE.finditer(text)]
+
     def require_authentication(self) -> None:
         """Make moto authenticate and authorize every request from now on."""
         # The body is the bare number. A form content type (urllib's default)
@@ -129,6 +166,8 @@ class MotoAws:
         self.role_arn = ""
         self.instance_profile_arn = ""
         self.instance_profile_id = ""
+        self.role_assumer_key: AccessKey | None = None
+        self.other_role_arn = ""
 
     def client(self, service: str, key: AccessKey | None = None):
         key = key or self.fixture_key or AccessKey("AKIAIOSFODNN7EXAMPLE", "unused-before-auth")
@@ -140,14 +179,15 @@ class MotoAws:
             aws_secret_access_key=key.secret_access_key,
         )
 
-    def create_user(self, iam, name: str, actions: list[str] | str) -> AccessKey:
-        iam.create_user(UserName=name, Path=IAM_PATH)
+    def create_user(self, iam, name: str, actions: list[str] | str, resource: str = "*",
+                    path: str = IAM_PATH) -> AccessKey:
+        iam.create_user(UserName=name, Path=path)
         iam.put_user_policy(
             UserName=name,
             PolicyName=f"{name}-policy",
             PolicyDocument=json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+                "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}],
             }),
         )
         created = iam.create_access_key(UserName=name)["AccessKey"]
@@ -223,3 +263,50 @@ class MotoAws:
     def start_instance(self, instance_id: str) -> None:
         self.client("ec2").start_instances(InstanceIds=[instance_id])
         log.info("moto started instance %s", instance_id)
+
+    # Fixtures of the IAM method
+
+    def create_iam_method_fixtures(self) -> None:
+        """Let a new user assume the instance role, and create a second role.
+
+        Works before and after authentication is switched on, because the
+        fixture user may do anything.
+        """
+        iam = self.client("iam")
+        self.role_assumer_key = self.create_user(iam, ROLE_ASSUMER_USER, "sts:AssumeRole",
+                                                 resource=self.role_arn, path="/")
+        assumer_arn = iam.get_user(UserName=ROLE_ASSUMER_USER)["User"]["Arn"]
+        # A role allows sessions of one hour unless its MaxSessionDuration is
+        # longer, and the default instance's credentials must last a whole
+        # `python -m tests.stack run` session.
+        iam.update_role(RoleName=ROLE_NAME, MaxSessionDuration=MAX_SESSION_SECONDS)
+        # One statement names both principals. moto 5.2.5 fails with HTTP 500
+        # on sts:AssumeRole by a user when the trust policy has a statement
+        # whose only principal is a service.
+        iam.update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com", "AWS": assumer_arn},
+                "Action": "sts:AssumeRole",
+            }],
+        }))
+        other = iam.create_role(
+            RoleName=OTHER_ROLE_NAME,
+            Path=IAM_PATH,
+            AssumeRolePolicyDocument=json.dumps(EC2_ASSUME_ROLE_POLICY),
+        )["Role"]
+        self.other_role_arn = other["Arn"]
+        log.info("moto IAM method fixtures: %s may assume %s; second role %s",
+                 assumer_arn, self.role_arn, self.other_role_arn)
+
+    def assume_instance_role(self, session_name: str, duration_seconds: int = 3600) -> SessionCredentials:
+        """Return new temporary credentials of the instance role from ``sts:AssumeRole``, called
+        as the assumer user. EC2 names the session after the instance ID, so callers pass that."""
+        sts = self.client("sts", self.role_assumer_key)
+        reply = sts.assume_role(RoleArn=self.role_arn, RoleSessionName=session_name,
+                                DurationSeconds=duration_seconds)["Credentials"]
+        log.info("moto issued credentials %s for %s session %s, expiring %s",
+                 reply["AccessKeyId"], ROLE_NAME, session_name, reply["Expiration"])
+        return SessionCredentials(reply["AccessKeyId"], reply["SecretAccessKey"], reply["SessionToken"],
+                                  reply["Expiration"])

@@ -168,6 +168,17 @@ class OpenBaoServer:
                 count += 1
         return count
 
+    def audit_request_paths(self) -> list[str]:
+        """Return the path of every request in the audit log, oldest first."""
+        if not self.audit_log.exists():
+            return []
+        paths = []
+        for line in self.audit_log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("type") == "request":
+                paths.append(entry.get("request", {}).get("path", ""))
+        return paths
+
     def seal(self) -> None:
         self.client.request("PUT", "sys/seal")
         log.info("sealed OpenBao")

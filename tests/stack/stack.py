@@ -17,8 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .imds import ImdsServer, InstanceMetadata, InstanceProfile
-from .moto_aws import ACCOUNT_ID, INSTANCE_PROFILE_NAME, REGION, MotoAws, MotoServer
+from .imds import ImdsServer, InstanceMetadata, InstanceProfile, RoleCredentials, aws_timestamp
+from .moto_aws import (
+    ACCOUNT_ID,
+    INSTANCE_PROFILE_NAME,
+    MAX_SESSION_SECONDS,
+    REGION,
+    ROLE_NAME,
+    MotoAws,
+    MotoServer,
+)
 from .openbao import OpenBaoClient, OpenBaoError, OpenBaoServer
 from .process import StackError
 from .signing import SigningKeys
@@ -46,6 +54,23 @@ POLICIES = {
 }
 
 CACHE_ENV_FILE = "env.sh"
+
+# The IAM method (auth_type=iam). IAM_ROLE is named after the instance's IAM
+# role, the role the binary sends by default. IAM_HEADER_MOUNT requires the
+# X-Vault-AWS-IAM-Server-ID header with the value IAM_SERVER_ID. The header
+# value is part of a mount's client config, so it needs a mount of its own.
+IAM_HEADER_MOUNT = "aws-iam-header"
+IAM_SERVER_ID = "vault.stork.test"
+IAM_ROLE = ROLE_NAME
+IAM_ALTERNATE_ROLE = "stork-iam-alternate"
+IAM_UNMATCHED_ROLE = "stork-iam-unmatched"
+IAM_POLICY = "stork-by-iam"
+IAM_ALTERNATE_POLICY = "stork-by-iam-alternate"
+
+IAM_POLICIES = {
+    IAM_POLICY: 'path "secret/data/stork/iam/*" {\n  capabilities = ["read"]\n}\n',
+    IAM_ALTERNATE_POLICY: 'path "secret/data/stork/iam-alternate/*" {\n  capabilities = ["read"]\n}\n',
+}
 
 
 @dataclass(frozen=True)
@@ -165,6 +190,7 @@ class Stack:
 
             self.default_instance = self.new_instance()
             self.imds = self.start_imds(self.default_instance)
+            self.start_iam_method()
         except Exception as error:
             self.stop()
             raise StackError(f"test stack failed to start: {error}\n{self.describe_logs()}") from error
@@ -397,6 +423,92 @@ class Stack:
             "STORK_TEST_AMI_ID": self.ami_id,
             "STORK_TEST_PROFILE_ROLE": PROFILE_ROLE,
             "STORK_TEST_CUSTOM_MOUNT": CUSTOM_MOUNT,
+            **self.iam_environment(),
+        }
+
+    # IAM method
+    #
+    # Everything the IAM method needs beyond the EC2 setup: ``start`` calls
+    # ``start_iam_method`` last, and ``environment`` adds ``iam_environment``.
+
+    def start_iam_method(self) -> None:
+        """Set up the IAM method: moto fixtures, OpenBao mount and roles, and role credentials
+        in the default instance's IMDS (valid for 12 hours)."""
+        self.aws.create_iam_method_fixtures()
+        self.configure_openbao_iam()
+        self.imds.set_credentials(self.new_role_credentials(self.default_instance.instance_id,
+                                                            duration_seconds=MAX_SESSION_SECONDS))
+
+    def configure_openbao_iam(self) -> None:
+        bao = self.openbao.client
+        self.openbao.enable_auth(IAM_HEADER_MOUNT)
+        # Like the EC2 mounts, every AWS endpoint points at moto before any
+        # login. The plugin replays an IAM login's signed request to
+        # sts_endpoint unchanged, and sts_region only sets the region of the
+        # plugin's own STS client (Vault v1.21.4, builtin/credential/aws).
+        bao.write(f"auth/{IAM_HEADER_MOUNT}/config/client", {
+            "access_key": self.aws.openbao_key.access_key_id,
+            "secret_key": self.aws.openbao_key.secret_access_key,
+            "endpoint": self.aws.url,
+            "iam_endpoint": self.aws.url,
+            "sts_endpoint": self.aws.url,
+            "sts_region": REGION,
+            "iam_server_id_header_value": IAM_SERVER_ID,
+        })
+
+        for name, rules in IAM_POLICIES.items():
+            bao.request("PUT", f"sys/policies/acl/{name}", {"policy": rules})
+
+        # The plugin resolves each bound role ARN to the role's unique ID
+        # with iam:GetRole on moto when the role is written, and compares a
+        # login's caller with that ID.
+        roles = {
+            IAM_ROLE: {"bound_iam_principal_arn": [self.aws.role_arn],
+                       "token_policies": [READ_POLICY, IAM_POLICY]},
+            IAM_ALTERNATE_ROLE: {"bound_iam_principal_arn": [self.aws.role_arn],
+                                 "token_policies": [READ_POLICY, IAM_ALTERNATE_POLICY]},
+            IAM_UNMATCHED_ROLE: {"bound_iam_principal_arn": [self.aws.other_role_arn],
+                                 "token_policies": [READ_POLICY]},
+        }
+        for name, settings in roles.items():
+            bao.write(f"auth/{DEFAULT_MOUNT}/role/{name}", {"auth_type": "iam", **settings})
+        bao.write(f"auth/{IAM_HEADER_MOUNT}/role/{IAM_ROLE}", {"auth_type": "iam", **roles[IAM_ROLE]})
+        log.info("OpenBao IAM method configured: roles %s on auth/%s, %s on auth/%s",
+                 sorted(roles), DEFAULT_MOUNT, IAM_ROLE, IAM_HEADER_MOUNT)
+
+    def new_role_credentials(self, session_name: str, duration_seconds: int = 3600) -> RoleCredentials:
+        """Return new temporary credentials of the instance role, as IMDS serves them.
+
+        EC2 names the role session after the instance ID.
+        """
+        session = self.aws.assume_instance_role(session_name, duration_seconds)
+        return RoleCredentials(
+            role_name=ROLE_NAME,
+            access_key_id=session.access_key_id,
+            secret_access_key=session.secret_access_key,
+            token=session.session_token,
+            expiration=aws_timestamp(session.expiration),
+        )
+
+    def new_iam_instance(self) -> InstanceMetadata:
+        """Launch a new instance whose IMDS serves new credentials of the instance role."""
+        instance = self.new_instance()
+        instance.credentials = self.new_role_credentials(instance.instance_id)
+        return instance
+
+    def audit_request_paths(self) -> list[str]:
+        """Return the path of every request OpenBao received so far (from its audit log)."""
+        return self.openbao.audit_request_paths()
+
+    def moto_replies(self) -> list[tuple[str, str, int]]:
+        """Return (method, path, status) of every request moto has logged so far."""
+        return self.moto.replies()
+
+    def iam_environment(self) -> dict[str, str]:
+        return {
+            "STORK_TEST_IAM_ROLE": IAM_ROLE,
+            "STORK_TEST_IAM_HEADER_MOUNT": IAM_HEADER_MOUNT,
+            "STORK_TEST_IAM_SERVER_ID": IAM_SERVER_ID,
         }
 
 
