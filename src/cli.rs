@@ -774,11 +774,12 @@ write the Vault token and the login nonce to files.
 
 Usage:
   vault-stork login --server URL --token FILE --nonce FILE [options]
+  vault-stork login --method iam --server URL --token FILE [options]
   vault-stork login --help      every login option, its variable and default
   vault-stork --version
 
 Commands:
-  login    fetch the instance identity from IMDS, log in, write the files
+  login    prove the instance's identity to Vault, log in, write the files
 
 {exit_codes}",
         version = env!("CARGO_PKG_VERSION"),
@@ -790,11 +791,19 @@ Commands:
 pub fn login_help() -> String {
     let mut out = String::from(
         "Usage: vault-stork login --server URL --token FILE --nonce FILE [options]
+       vault-stork login --method iam --server URL --token FILE [options]
 
-Fetches this instance's signed identity document from IMDS (or takes it
-from --pkcs7), logs in to the AWS auth method at {server}/v1/auth/{mount}/login,
-and writes the token. The nonce file is created on first use and must be
-kept: Vault ties the instance to it, and a lost nonce locks the instance out.
+Logs in to the AWS auth method at {server}/v1/auth/{mount}/login and writes
+the token.
+
+The ec2 method (default) sends this instance's signed identity document
+from IMDS (or from --pkcs7) with the client nonce. The nonce file is
+created on first use and must be kept: Vault ties the instance to it, and
+a lost nonce locks the instance out.
+
+The iam method sends an sts:GetCallerIdentity request signed with the
+instance role's credentials from IMDS (or AWS_ACCESS_KEY_ID and friends);
+it needs no nonce.
 
 Options (a flag beats its environment variable):
 ",
