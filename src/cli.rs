@@ -715,9 +715,15 @@ fn invalid(given: &Given, expected: &str) -> Error {
 }
 
 fn usage_error(err: lexopt::Error) -> Error {
+    // lexopt prints an unknown option as typed, which may hold a newline or
+    // a terminal escape; quoting it keeps the message on one line.
+    let reason = match &err {
+        lexopt::Error::UnexpectedOption(option) => format!("invalid option {option:?}"),
+        _ => err.to_string(),
+    };
     Error::new(
         Status::Usage,
-        format!("{err}; see vault-stork login --help"),
+        format!("{reason}; see vault-stork login --help"),
     )
 }
 
@@ -1149,6 +1155,17 @@ mod tests {
             .status,
             Status::Usage
         );
+    }
+
+    #[test]
+    fn unknown_option_message_stays_on_one_line() {
+        for arg in ["--server\nhttps://vault.example.com", "-\n", "-\r"] {
+            let argv = ["vault-stork", "login", arg].map(OsString::from);
+            let err = parse(argv, &|_| None).err().unwrap();
+            assert_eq!(err.status, Status::Usage);
+            assert!(!err.message.contains('\n'), "{:?}", err.message);
+            assert!(!err.message.contains('\r'), "{:?}", err.message);
+        }
     }
 
     #[test]

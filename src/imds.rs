@@ -268,7 +268,7 @@ impl Imds {
 /// Returns an IMDS error for an unexpected status: transient for 429 and
 /// 5xx (IMDS throttles with 503), permanent otherwise.
 fn imds_status_error(status: u16, message: String) -> Error {
-    if status == 429 || status >= 500 {
+    if status == 429 || (500..600).contains(&status) {
         Error::transient(Status::ImdsUnavailable, message)
     } else {
         Error::imds(message)

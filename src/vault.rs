@@ -295,11 +295,12 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
             ),
             429 | 500..=599 => (Status::VaultUnavailable, "Vault is unavailable"),
             300..=399 => (Status::VaultUnavailable, "Vault redirected the login"),
+            600.. => (Status::VaultProtocol, "Vault answered with an invalid status"),
             _ => (Status::LoginRejected, "Vault rejected the login"),
         };
         let location = location.map(|l| format!(" to {l}")).unwrap_or_default();
         let message = format!("{prefix} (HTTP {status}{location}): {detail}");
-        return Err(if status == 429 || status >= 500 {
+        return Err(if status == 429 || (500..600).contains(&status) {
             Error::transient(status_class, message)
         } else {
             Error::new(status_class, message)
@@ -557,6 +558,13 @@ mod tests {
                 .unwrap_err()
                 .transient
         );
+    }
+
+    #[test]
+    fn invalid_status_is_protocol_error() {
+        let err = parse_reply(600, "", None).unwrap_err();
+        assert_eq!(err.status, Status::VaultProtocol);
+        assert!(!err.transient);
     }
 
     #[test]
