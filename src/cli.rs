@@ -627,7 +627,10 @@ fn build_login(
                 g.source
             )))
         }
-        (Some(g), false) => ProxyFlag::Url(g.value),
+        (Some(g), false) => ProxyFlag::Url {
+            url: g.value,
+            source: g.source,
+        },
         (None, true) => ProxyFlag::Direct,
         (None, false) => ProxyFlag::FromEnvironment,
     };
@@ -1142,7 +1145,13 @@ mod tests {
         assert_eq!(args.tls.ca_cert, Some(PathBuf::from("/ca.pem")));
         assert_eq!(args.tls.server_name.as_deref(), Some("vault.internal"));
         assert!(args.tls.skip_verify);
-        assert_eq!(args.proxy, ProxyFlag::Url("http://p:3128".into()));
+        assert_eq!(
+            args.proxy,
+            ProxyFlag::Url {
+                url: "http://p:3128".into(),
+                source: "VAULT_PROXY_ADDR".into()
+            }
+        );
         assert_eq!(args.namespace.as_deref(), Some("ns1"));
         assert_eq!(args.mount, "aws", "namespace not doubled in the mount");
         let direct = login(&[&BASE[..], &["--no-proxy"]].concat(), &[]);

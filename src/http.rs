@@ -154,7 +154,13 @@ pub fn classify(err: &ureq::Error) -> (Failure, String) {
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>());
             match (explained, tls) {
                 (Some(failure), _) => (Failure::Tls, failure.0.clone()),
-                (None, Some(tls)) => (Failure::Tls, tls.to_string()),
+                (None, Some(tls)) => (
+                    Failure::Tls,
+                    format!(
+                        "TLS failed: {}",
+                        crate::tls::explain(tls, "the configured roots")
+                    ),
+                ),
                 (None, None) if io.kind() == std::io::ErrorKind::TimedOut => {
                     (Failure::Timeout, io.to_string())
                 }

@@ -18,8 +18,14 @@ pub enum ProxyFlag {
     /// Follow the environment.
     #[default]
     FromEnvironment,
-    /// `--proxy URL`: use this proxy for Vault, whatever the environment says.
-    Url(String),
+    /// `--proxy URL` or `VAULT_PROXY_ADDR`: use this proxy for Vault,
+    /// whatever the other variables say.
+    Url {
+        /// The proxy URL, credentials included.
+        url: String,
+        /// Where it came from, for messages.
+        source: String,
+    },
     /// `--no-proxy`: connect directly.
     Direct,
 }
@@ -52,7 +58,7 @@ pub fn choose(
                 reason: "no proxy (--no-proxy)".to_owned(),
             })
         }
-        ProxyFlag::Url(url) => (url.clone(), "--proxy".to_owned()),
+        ProxyFlag::Url { url, source } => (url.clone(), source.clone()),
         ProxyFlag::FromEnvironment => {
             let https = target.starts_with("https://");
             let names: &[&str] = if https {
@@ -296,7 +302,15 @@ mod tests {
                 .url,
             None
         );
-        let flag = choose_with("https://v", ProxyFlag::Url("http://q:8080".into()), &env).unwrap();
+        let flag = choose_with(
+            "https://v",
+            ProxyFlag::Url {
+                url: "http://q:8080".into(),
+                source: "--proxy".into(),
+            },
+            &env,
+        )
+        .unwrap();
         assert_eq!(flag.url.as_deref(), Some("http://q:8080"));
     }
 
@@ -317,12 +331,23 @@ mod tests {
     fn socks_and_garbage_are_rejected() {
         let socks = choose_with(
             "https://v",
-            ProxyFlag::Url("socks5://user:pw@p:1080".into()),
+            ProxyFlag::Url {
+                url: "socks5://user:pw@p:1080".into(),
+                source: "--proxy".into(),
+            },
             &[],
         )
         .unwrap_err();
         assert!(socks.message.contains("SOCKS"));
         assert!(!socks.message.contains("pw@"));
-        assert!(choose_with("https://v", ProxyFlag::Url("ftp://p".into()), &[]).is_err());
+        assert!(choose_with(
+            "https://v",
+            ProxyFlag::Url {
+                url: "ftp://p".into(),
+                source: "--proxy".into()
+            },
+            &[]
+        )
+        .is_err());
     }
 }

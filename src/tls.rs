@@ -370,7 +370,13 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let mut socket = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         socket.set_timeout(details.timeout);
         if let Err(err) = connection.complete_io(&mut socket) {
-            return Err(explain_handshake_error(err, &host, &self.setup.trust));
+            return Err(explain_handshake_error(
+                err,
+                &mut connection,
+                &mut socket,
+                &host,
+                &self.setup.trust,
+            ));
         }
 
         let version = connection
@@ -390,31 +396,81 @@ impl<In: Transport> Connector<In> for TlsConnector {
         Ok(Some(Either::B(TlsTransport {
             buffers,
             stream: StreamOwned::new(connection, socket),
+            host,
         })))
     }
 }
 
 /// Turns a handshake error into a message that names the server, the
-/// reason in plain words and what to do.
-fn explain_handshake_error(err: std::io::Error, host: &str, trust: &str) -> ureq::Error {
+/// reason in plain words and what to do. A connection the server closed or
+/// reset mid-handshake is checked for an alert the server sent first,
+/// because the alert says why.
+fn explain_handshake_error(
+    err: std::io::Error,
+    connection: &mut ClientConnection,
+    socket: &mut TransportAdapter,
+    host: &str,
+    trust: &str,
+) -> ureq::Error {
     if err.kind() == std::io::ErrorKind::TimedOut {
         return ureq::Error::Io(err);
     }
-    let Some(tls) = err
+    let tls = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return ureq::Error::Io(err);
+        .cloned();
+    let tls = match tls {
+        Some(tls) => tls,
+        None => match pending_alert(connection, socket) {
+            Some(alert) => alert,
+            None => return ureq::Error::Io(err),
+        },
     };
-    let why = match tls {
+    tls_failure(host, &explain(&tls, trust))
+}
+
+/// Wraps an explained TLS failure as the I/O error ureq passes on, which
+/// `http::classify` recognises.
+fn tls_failure(host: &str, why: &str) -> ureq::Error {
+    ureq::Error::Io(std::io::Error::other(TlsFailure(format!(
+        "TLS with {host} failed: {why}"
+    ))))
+}
+
+/// Reads what the server sent before closing, returning the TLS error it
+/// causes, such as the alert of a server that requires a client
+/// certificate. Best effort: a reset connection may have lost the records.
+fn pending_alert(
+    connection: &mut ClientConnection,
+    socket: &mut dyn Read,
+) -> Option<rustls::Error> {
+    for _ in 0..4 {
+        match connection.read_tls(socket) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if let Err(err) = connection.process_new_packets() {
+            return Some(err);
+        }
+    }
+    None
+}
+
+/// Explains a rustls error in plain words, with what to do; `trust`
+/// describes the trusted roots.
+pub fn explain(tls: &rustls::Error, trust: &str) -> String {
+    match tls {
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
             "its certificate is not signed by a trusted CA (trusted: {trust}); pass the CA with --ca-cert or VAULT_CACERT"
         ),
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => format!(
-            "its certificate is not valid for the name {:?}; it names {}; use a matching --server host or --tls-server-name",
-            expected.to_str(),
-            if presented.is_empty() { "no DNS or IP names".to_owned() } else { presented.join(", ") }
-        ),
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => {
+            let names: Vec<String> = presented.iter().map(|name| plain_name(name)).collect();
+            format!(
+                "its certificate is not valid for the name {}; it names {}; use a matching --server host or --tls-server-name",
+                expected.to_str(),
+                if names.is_empty() { "no DNS or IP names".to_owned() } else { names.join(", ") }
+            )
+        }
         rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { time, not_after }) => format!(
             "its certificate expired at {} (now {}); renew it, or check this machine's clock",
             utc(*not_after),
@@ -429,16 +485,22 @@ fn explain_handshake_error(err: std::io::Error, host: &str, trust: &str) -> ureq
             "the server requires a client certificate; pass --client-cert and --client-key".to_owned()
         }
         rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA | rustls::AlertDescription::BadCertificate) => {
-            "the server rejected our client certificate, or requires one; check --client-cert".to_owned()
+            "the server rejected our client certificate, or requires one; check --client-cert and --client-key".to_owned()
         }
         rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
             "the server refused the handshake (no common TLS version or cipher suite, or a client certificate is required)".to_owned()
         }
         other => other.to_string(),
-    };
-    ureq::Error::Io(std::io::Error::other(TlsFailure(format!(
-        "TLS with {host} failed: {why}"
-    ))))
+    }
+}
+
+/// Returns a certificate name without debug decoration: rustls presents
+/// some names as `DnsName("vault.example.com")`.
+fn plain_name(name: &str) -> String {
+    match (name.find('"'), name.rfind('"')) {
+        (Some(start), Some(end)) if end > start => name[start + 1..end].to_owned(),
+        _ => name.to_owned(),
+    }
 }
 
 fn utc(time: UnixTime) -> String {
@@ -461,6 +523,8 @@ pub struct TlsTransport {
     buffers: LazyBuffers,
     /// The rustls connection over the chained transport.
     stream: StreamOwned<ClientConnection, TransportAdapter>,
+    /// The server's host, for messages.
+    host: String,
 }
 
 impl fmt::Debug for TlsTransport {
@@ -481,7 +545,15 @@ impl Transport for TlsTransport {
     ) -> std::result::Result<(), ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
+        if let Err(err) = self.stream.write_all(output) {
+            // A server that rejects the client certificate after a TLS 1.3
+            // handshake sends an alert and closes; the alert says why.
+            let StreamOwned { conn, sock } = &mut self.stream;
+            return Err(match pending_alert(conn, sock) {
+                Some(alert) => tls_failure(&self.host, &explain(&alert, "the configured roots")),
+                None => err.into(),
+            });
+        }
         Ok(())
     }
 
@@ -723,6 +795,24 @@ mod tests {
                 .status,
             Status::Usage
         );
+    }
+
+    #[test]
+    fn names_lose_debug_decoration() {
+        assert_eq!(
+            plain_name("DnsName(\"vault.internal.test\")"),
+            "vault.internal.test"
+        );
+        assert_eq!(plain_name("127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn client_certificate_alert_is_explained() {
+        let why = explain(
+            &rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+            "x",
+        );
+        assert!(why.contains("--client-cert"), "{why}");
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Vault {
     server: String,
     /// Namespace sent as `X-Vault-Namespace`, if any.
     namespace: Option<String>,
+    /// The proxy in use, without credentials, for messages.
+    proxy: Option<String>,
     /// Retry settings and deadline of the run.
     retry: Retry,
     /// Progress output.
@@ -114,6 +116,7 @@ impl Vault {
             agent: http::vault_agent(timeout, tls, proxy, log)?,
             server: server.to_owned(),
             namespace: namespace.map(str::to_owned),
+            proxy: proxy.map(crate::proxy::redact),
             retry,
             log,
         })
@@ -198,31 +201,42 @@ impl Vault {
     }
 
     fn send_once(&self, url: &str, body: Option<&str>, token: Option<&str>) -> Result<http::Reply> {
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(token) = token {
+            headers.push(("X-Vault-Token", token));
+        }
+        if let Some(namespace) = &self.namespace {
+            headers.push(("X-Vault-Namespace", namespace));
+        }
+
         let result = match body {
             Some(body) => {
                 let mut request = self
                     .agent
                     .post(url)
                     .header("Content-Type", "application/json");
-                if let Some(token) = token {
-                    request = request.header("X-Vault-Token", token);
+                for (name, value) in &headers {
+                    request = request.header(*name, *value);
                 }
                 request.send(body)
             }
             None => {
                 let mut request = self.agent.get(url);
-                if let Some(token) = token {
-                    request = request.header("X-Vault-Token", token);
-                }
-                if let Some(namespace) = &self.namespace {
-                    request = request.header("X-Vault-Namespace", namespace);
+                for (name, value) in &headers {
+                    request = request.header(*name, *value);
                 }
                 request.call()
             }
         };
+
         result.and_then(http::read_reply).map_err(|err| {
             let (failure, reason) = http::classify(&err);
-            let message = format!("Vault request to {url} failed: {reason}");
+            let via = self
+                .proxy
+                .as_deref()
+                .map(|proxy| format!(" through proxy {proxy}"))
+                .unwrap_or_default();
+            let message = format!("Vault request to {url}{via} failed: {reason}");
             match failure {
                 Failure::Tls => Error::new(Status::Tls, message),
                 Failure::Timeout | Failure::Connection => {
