@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -57,8 +58,40 @@ pub struct TlsOptions {
     pub skip_verify: bool,
 }
 
+/// Records whether any server asked for a client certificate during this
+/// run, so that a connection closed right after the handshake can be
+/// explained: a TLS 1.3 server rejects a missing or untrusted certificate
+/// only after the client considers the handshake done, and its alert is
+/// often lost behind the reset connection.
+#[derive(Debug)]
+struct RecordingResolver {
+    /// The resolver rustls would have used.
+    inner: Arc<dyn rustls::client::ResolvesClientCert>,
+    /// Set when a server sent a certificate request.
+    requested: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for RecordingResolver {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.requested.store(true, Ordering::Relaxed);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
+    }
+}
+
 /// A ready rustls configuration and what it was built from.
 pub struct TlsSetup {
+    /// Set when a server asked for a client certificate.
+    client_cert_requested: Arc<AtomicBool>,
+    /// True when a client certificate is configured.
+    has_client_cert: bool,
     /// The rustls client configuration shared by all connections.
     config: Arc<ClientConfig>,
     /// The name to verify instead of the URL's host, if any.
@@ -153,10 +186,18 @@ pub fn setup(
             ))
         })?),
     };
+    let requested = Arc::new(AtomicBool::new(false));
+    let mut config = config;
+    config.client_auth_cert_resolver = Arc::new(RecordingResolver {
+        inner: config.client_auth_cert_resolver.clone(),
+        requested: requested.clone(),
+    });
     Ok(TlsSetup {
         config: Arc::new(config),
         server_name,
         trust,
+        client_cert_requested: requested,
+        has_client_cert: options.client_cert.is_some(),
     })
 }
 
@@ -397,6 +438,8 @@ impl<In: Transport> Connector<In> for TlsConnector {
             buffers,
             stream: StreamOwned::new(connection, socket),
             host,
+            client_cert_requested: self.setup.client_cert_requested.clone(),
+            client_cert_sent: self.setup.has_client_cert,
         })))
     }
 }
@@ -456,6 +499,18 @@ fn pending_alert(
     None
 }
 
+/// Tells whether an I/O error means the peer closed or reset the connection.
+fn is_closed(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::UnexpectedEof
+    )
+}
+
 /// Explains a rustls error in plain words, with what to do; `trust`
 /// describes the trusted roots.
 pub fn explain(tls: &rustls::Error, trust: &str) -> String {
@@ -466,7 +521,7 @@ pub fn explain(tls: &rustls::Error, trust: &str) -> String {
         rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented }) => {
             let names: Vec<String> = presented.iter().map(|name| plain_name(name)).collect();
             format!(
-                "its certificate is not valid for the name {}; it names {}; use a matching --server host or --tls-server-name",
+                "its certificate is not valid for the name \"{}\"; it names {}; use a matching --server host or --tls-server-name",
                 expected.to_str(),
                 if names.is_empty() { "no DNS or IP names".to_owned() } else { names.join(", ") }
             )
@@ -495,12 +550,13 @@ pub fn explain(tls: &rustls::Error, trust: &str) -> String {
 }
 
 /// Returns a certificate name without debug decoration: rustls presents
-/// some names as `DnsName("vault.example.com")`.
+/// some names as `DnsName("vault.example.com")` or `IpAddress(127.0.0.1)`.
 fn plain_name(name: &str) -> String {
-    match (name.find('"'), name.rfind('"')) {
-        (Some(start), Some(end)) if end > start => name[start + 1..end].to_owned(),
-        _ => name.to_owned(),
-    }
+    let inner = match (name.find('('), name.strip_suffix(')')) {
+        (Some(open), Some(body)) => &body[open + 1..],
+        _ => name,
+    };
+    inner.trim_matches('"').to_owned()
 }
 
 fn utc(time: UnixTime) -> String {
@@ -525,11 +581,31 @@ pub struct TlsTransport {
     stream: StreamOwned<ClientConnection, TransportAdapter>,
     /// The server's host, for messages.
     host: String,
+    /// Whether a server asked for a client certificate during this run.
+    client_cert_requested: Arc<AtomicBool>,
+    /// Whether we have a client certificate to present.
+    client_cert_sent: bool,
 }
 
 impl fmt::Debug for TlsTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsTransport").finish()
+    }
+}
+
+impl TlsTransport {
+    /// Explains a connection the server closed after asking for a client
+    /// certificate; passes any other error on unchanged.
+    fn explain_closed(&self, err: std::io::Error) -> ureq::Error {
+        if !is_closed(&err) || !self.client_cert_requested.load(Ordering::Relaxed) {
+            return err.into();
+        }
+        let why = if self.client_cert_sent {
+            "the server rejected our client certificate (it closed the connection after asking for one); check --client-cert and --client-key"
+        } else {
+            "the server requires a client certificate (it closed the connection after asking for one); pass --client-cert and --client-key"
+        };
+        tls_failure(&self.host, why)
     }
 }
 
@@ -551,7 +627,7 @@ impl Transport for TlsTransport {
             let StreamOwned { conn, sock } = &mut self.stream;
             return Err(match pending_alert(conn, sock) {
                 Some(alert) => tls_failure(&self.host, &explain(&alert, "the configured roots")),
-                None => err.into(),
+                None => self.explain_closed(err),
             });
         }
         Ok(())
@@ -560,7 +636,10 @@ impl Transport for TlsTransport {
     fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
-        let amount = self.stream.read(input)?;
+        let amount = match self.stream.read(input) {
+            Ok(amount) => amount,
+            Err(err) => return Err(self.explain_closed(err)),
+        };
         self.buffers.input_appended(amount);
         Ok(amount > 0)
     }
@@ -804,6 +883,7 @@ mod tests {
             "vault.internal.test"
         );
         assert_eq!(plain_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(plain_name("IpAddress(0::1)"), "0::1");
     }
 
     #[test]
