@@ -31,9 +31,13 @@ test-unit:
 
 # End-to-end tests run inside a network namespace with only loopback up, so
 # nothing can reach IMDS, AWS or any other host, whatever a bug does.
-test-e2e: test-deps build static
+# The AMI kit's validators (packer, cloud-init, systemd-analyze, lintian)
+# run first, then one pytest run covers the whole suite.
+test-e2e: test-deps kit-deps build static
+	VAULT_STORK_CACHE=$(CACHE) VAULT_STORK_STATIC_BIN=$(STATIC_BIN) \
+	scripts/in-netns.sh scripts/kit-checks.sh lint
 	source $(CACHE)/env.sh && \
-	VAULT_STORK_BIN=$(DEBUG_BIN) VAULT_STORK_STATIC_BIN=$(STATIC_BIN) \
+	VAULT_STORK_CACHE=$(CACHE) VAULT_STORK_BIN=$(DEBUG_BIN) VAULT_STORK_STATIC_BIN=$(STATIC_BIN) \
 	scripts/in-netns.sh "$$STORK_TEST_VENV/bin/python" -m pytest -q tests
 
 test: test-unit test-e2e
@@ -50,3 +54,42 @@ clippy:
 
 clean:
 	$(CARGO) clean
+
+# Fuzz every parser of untrusted input for FUZZ_SECONDS each (libFuzzer
+# time), and append the executions per target to fuzz/RESULTS.md.
+# FUZZ_TARGETS picks targets (default: all). scripts/fuzz.sh installs a
+# nightly toolchain if missing and cargo-fuzz, pinned, into the cache.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+.PHONY: fuzz
+fuzz:
+	VAULT_STORK_CACHE=$(CACHE) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# AMI baking kit: the .deb, the release tarball, and the checks of
+# scripts/install.sh, dist/ and packer/. kit-deps installs the validators and
+# builds a Debian root filesystem with debootstrap (cached; about 3 minutes
+# the first time); the checks then run inside the network namespace.
+.PHONY: deb dist kit-deps test-kit test-slow
+
+deb: static
+	scripts/build-deb.sh --binary $(STATIC_BIN)
+
+dist: static
+	scripts/dist.sh --binary $(STATIC_BIN)
+
+kit-deps:
+	VAULT_STORK_CACHE=$(CACHE) scripts/kit-checks.sh deps
+
+test-kit: test-deps kit-deps static
+	VAULT_STORK_CACHE=$(CACHE) VAULT_STORK_STATIC_BIN=$(STATIC_BIN) \
+	scripts/in-netns.sh scripts/kit-checks.sh lint
+	source $(CACHE)/env.sh && \
+	VAULT_STORK_CACHE=$(CACHE) VAULT_STORK_STATIC_BIN=$(STATIC_BIN) \
+	scripts/in-netns.sh "$$STORK_TEST_VENV/bin/python" -m pytest -c tests/pytest.ini -q tests/e2e/test_install_kit.py
+
+# test-kit with the Debian root filesystem built again from the mirror, as
+# on a fresh machine.
+test-slow:
+	VAULT_STORK_CACHE=$(CACHE) scripts/kit-checks.sh deps --rebuild-rootfs
+	$(MAKE) test-kit

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Run a command in a new network namespace whose only interface is loopback,
-# so nothing it starts can reach another host. Needs root (or CAP_SYS_ADMIN).
+# so nothing it starts can reach another host, and in a private mount
+# namespace, so filesystems the tests mount (a small tmpfs, a read-only bind
+# mount) never appear on the host. Needs root (or CAP_SYS_ADMIN).
 #
 # Usage: scripts/in-netns.sh CMD [ARG...]
 set -eu
@@ -10,4 +12,7 @@ if [ "$#" -eq 0 ]; then
   exit 64
 fi
 
-exec unshare --net sh -c 'ip link set lo up && exec "$@"' sh "$@"
+# Tests compare their mount namespace with this one before they mount anything.
+STORK_OUTER_MOUNT_NS="$(readlink /proc/self/ns/mnt)"
+export STORK_OUTER_MOUNT_NS
+exec unshare --net --mount --propagation private sh -c 'ip link set lo up && exec "$@"' sh "$@"

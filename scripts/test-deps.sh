@@ -15,7 +15,7 @@ mkdir -p "$cache"
 log() { printf 'test-deps: %s\n' "$*"; }
 
 # System packages. `apt-get update` runs only when something is missing.
-apt_packages=(openssl iproute2 util-linux musl-tools tinyproxy)
+apt_packages=(openssl iproute2 util-linux musl-tools tinyproxy strace)
 missing=()
 for package in "${apt_packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
