@@ -36,25 +36,45 @@ pub fn lock_path(file: &Path) -> PathBuf {
 /// Takes the exclusive lock at `path`, waiting while another run holds it,
 /// until the run's retry deadline.
 ///
+/// Returns `None` when the lock file's directory is on a read-only file
+/// system.
+///
 /// # Errors
 ///
 /// A local file error when the lock file cannot be opened, and a
 /// [`Status::Locked`] error when the deadline passes while waiting.
-pub fn acquire(path: &Path, retry: &Retry, log: Log) -> Result<RunLock> {
-    let file = OpenOptions::new()
+pub fn acquire(path: &Path, retry: &Retry, log: Log) -> Result<Option<RunLock>> {
+    let file = match OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(|err| Error::file(format!("cannot open lock file {}: {err}", path.display())))?;
+    {
+        Ok(file) => file,
+        // A read-only state directory cannot hold a lock, but then no run
+        // can create a nonce there either, so there is nothing to serialise.
+        Err(err) if err.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            log.step(format!(
+                "lock: {} is on a read-only file system; running without the lock",
+                path.display()
+            ));
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(Error::file(format!(
+                "cannot open lock file {}: {err}",
+                path.display()
+            )))
+        }
+    };
 
     let mut announced = false;
     loop {
         match file.try_lock() {
             Ok(()) => {
                 log.step(format!("lock: holding {}", path.display()));
-                return Ok(RunLock { _file: file });
+                return Ok(Some(RunLock { _file: file }));
             }
             Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(err)) => {

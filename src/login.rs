@@ -63,7 +63,7 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
         (None, TokenOutput::Stdout) => None,
     };
     let _lock = match lock_target {
-        Some(target) => Some(lock::acquire(&lock::lock_path(target), &retry, log)?),
+        Some(target) => lock::acquire(&lock::lock_path(target), &retry, log)?,
         None => None,
     };
     if let Some(path) = &args.nonce {

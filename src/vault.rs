@@ -308,17 +308,24 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
                 "Vault rejected the nonce: the nonce file does not match the one Vault recorded for this instance (another party may have logged in as it)",
             ),
             429 | 500..=599 => (Status::VaultUnavailable, "Vault is unavailable"),
+            400..=499 if errors.iter().any(|e| is_upstream_outage(e)) => (
+                Status::VaultUnavailable,
+                "Vault could not reach AWS to check the login",
+            ),
             300..=399 => (Status::VaultUnavailable, "Vault redirected the login"),
             600.. => (Status::VaultProtocol, "Vault answered with an invalid status"),
             _ => (Status::LoginRejected, "Vault rejected the login"),
         };
         let location = location.map(|l| format!(" to {l}")).unwrap_or_default();
         let message = format!("{prefix} (HTTP {status}{location}): {detail}");
-        return Err(if status == 429 || (500..600).contains(&status) {
-            Error::transient(status_class, message)
-        } else {
-            Error::new(status_class, message)
-        });
+        let upstream = status_class == Status::VaultUnavailable && (400..500).contains(&status);
+        return Err(
+            if status == 429 || (500..600).contains(&status) || upstream {
+                Error::transient(status_class, message)
+            } else {
+                Error::new(status_class, message)
+            },
+        );
     }
 
     // A 2xx page that is not JSON comes from something in front of Vault
@@ -372,6 +379,27 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
         lease_duration,
         warnings,
     })
+}
+
+/// Tells whether a Vault error says that the AWS auth backend failed to
+/// reach AWS, rather than that AWS denied the login. The backend answers
+/// HTTP 400 in both cases, but only the first is worth retrying.
+///
+/// NOTE: this matches the wording of Go's network errors and the AWS SDK's
+/// throttling codes, as the Vault and OpenBao backends pass them through;
+/// an error worded otherwise is treated as a rejection.
+fn is_upstream_outage(error: &str) -> bool {
+    const MARKERS: [&str; 8] = [
+        "connection refused",
+        "connection reset by peer",
+        "i/o timeout",
+        "no such host",
+        "TLS handshake timeout",
+        "Throttling",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+    ];
+    MARKERS.iter().any(|marker| error.contains(marker))
 }
 
 /// Collects the strings of a JSON array; anything else gives an empty list.
@@ -572,6 +600,27 @@ mod tests {
                 .unwrap_err()
                 .transient
         );
+    }
+
+    #[test]
+    fn aws_outage_behind_vault_is_transient() {
+        let body = r#"{"errors":["failed to verify instance ID: RequestError: send request failed: dial tcp 127.0.0.1:5000: connect: connection refused"]}"#;
+        let err = parse_reply(400, body, None).unwrap_err();
+        assert_eq!(err.status, Status::VaultUnavailable);
+        assert!(err.transient);
+        assert!(
+            err.message.contains("could not reach AWS"),
+            "{}",
+            err.message
+        );
+        let denied = parse_reply(
+            400,
+            r#"{"errors":["instance is not in 'running' state"]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(denied.status, Status::LoginRejected);
+        assert!(!denied.transient);
     }
 
     #[test]
