@@ -448,10 +448,9 @@ fn parse_login(
         }
     }
 
-    let imds_disabled = match env("AWS_EC2_METADATA_DISABLED") {
-        Some(value) => parse_bool("AWS_EC2_METADATA_DISABLED", &value)?,
-        None => false,
-    };
+    // The AWS SDKs treat only "true", in any case, as disabling IMDS.
+    let imds_disabled =
+        env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let ipv6_imds = match env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE") {
         Some(mode) if mode.eq_ignore_ascii_case("ipv6") => true,
         Some(mode) if mode.eq_ignore_ascii_case("ipv4") || mode.is_empty() => false,
@@ -505,10 +504,18 @@ fn build_login(
     if method == Method::Ec2 && nonce.is_none() {
         return Err(missing("--nonce", "STORK_NONCE"));
     }
+    if let (TokenOutput::File(token), Some(nonce)) = (&token, &nonce) {
+        if same_file(token, nonce) {
+            return Err(Error::usage(format!(
+                "--token and --nonce name the same file {}; the token would overwrite the nonce and lock the instance out; give them different files",
+                token.display()
+            )));
+        }
+    }
 
     let role = take("role").map(|g| g.value);
     if let Some(role) = &role {
-        if role.contains('/') || role.trim() != role {
+        if role.contains('/') || role.trim() != role || role.chars().any(char::is_control) {
             return Err(Error::usage(format!(
                 "invalid --role {role:?}: a Vault role name has no slashes or surrounding spaces"
             )));
@@ -519,11 +526,7 @@ fn build_login(
         None => "aws".to_owned(),
         Some(g) => {
             let trimmed = g.value.trim_matches('/').to_owned();
-            if trimmed.is_empty()
-                || trimmed
-                    .split('/')
-                    .any(|part| part.is_empty() || part == "." || part == "..")
-            {
+            if !is_mount_path(&trimmed) {
                 return Err(invalid(&g, "expected a mount path such as aws or aws-ec2"));
             }
             trimmed
@@ -568,7 +571,15 @@ fn build_login(
         None => None,
         Some(g) => Some(vault::normalize_server(&g.value).map_err(|why| invalid(&g, &why))?),
     };
-    let header_value = take("header-value").map(|g| g.value);
+    let header_value = match take("header-value") {
+        Some(g) if g.value.chars().any(char::is_control) => {
+            return Err(invalid(
+                &g,
+                "an HTTP header value cannot hold control characters",
+            ))
+        }
+        other => other.map(|g| g.value),
+    };
 
     let token_mode = match take("token-mode") {
         None => 0o640,
@@ -637,9 +648,19 @@ fn build_login(
 
     // A namespace is a header; a mount given with the namespace in front
     // (ns1/aws) would otherwise address ns1/ns1/aws.
-    let namespace = take("namespace")
-        .map(|g| g.value.trim_matches('/').to_owned())
-        .filter(|ns| !ns.is_empty());
+    let namespace = match take("namespace") {
+        None => None,
+        Some(g) => {
+            let namespace = g.value.trim_matches('/').to_owned();
+            if !namespace.is_empty() && !is_mount_path(&namespace) {
+                return Err(invalid(
+                    &g,
+                    "expected a namespace path such as team-a or team-a/child",
+                ));
+            }
+            Some(namespace).filter(|ns| !ns.is_empty())
+        }
+    };
     let mount = match &namespace {
         Some(ns) => mount
             .strip_prefix(&format!("{ns}/"))
@@ -760,6 +781,36 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
 }
 
+/// Accepts Vault paths such as `aws`, `aws-ec2` or `team-a/aws`: segments of
+/// letters, digits, `.`, `_` and `-`, without `.` or `..` segments.
+fn is_mount_path(value: &str) -> bool {
+    !value.is_empty()
+        && value.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+}
+
+/// Tells whether two paths name the same file: equal as written, or with
+/// the same canonical parent directory and file name.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if a == b {
+        return true;
+    }
+    let canonical = |p: &std::path::Path| -> Option<PathBuf> {
+        let parent = match p.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+    };
+    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Accepts names like `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
 fn is_region_name(value: &str) -> bool {
     !value.is_empty()
@@ -840,9 +891,12 @@ Options (a flag beats its environment variable):
         }
     }
     out.push_str("  -h, --help\n      print this help\n\n");
+    out.push_str("AWS_EC2_METADATA_DISABLED=true forbids any IMDS request, as in the AWS SDKs.\n");
+    out.push_str("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 selects the IPv6 IMDS address.\n");
     out.push_str(
-        "AWS_EC2_METADATA_DISABLED=true forbids any IMDS request, as in the AWS SDKs.\n\n",
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, when set, replace\n",
     );
+    out.push_str("the instance role's credentials for the iam method.\n\n");
     out.push_str(&exit_code_table());
     out
 }
@@ -1013,6 +1067,13 @@ mod tests {
             &["--min-ttl", "1d"],
             &["--region", "US East"],
             &["--mount", "//"],
+            &["--mount", "a b"],
+            &["--mount", "aws?x=1"],
+            &["--namespace", "a\nb"],
+            &["--role", "a\nb"],
+            &["--header-value", "a\r\nb"],
+            &["--nonce", "/t/token"],
+            &["--nonce", "/t/./token"],
             &["--role", "a/b"],
             &["--unknown"],
             &["stray"],

@@ -48,7 +48,8 @@ pub fn parse_mode(flag: &str, value: &str) -> Result<u32> {
     Ok(mode)
 }
 
-/// Checks that the directory that will hold `path` exists.
+/// Checks that `path` names a file (not a directory) in a directory that
+/// exists.
 ///
 /// Parents are not created: a missing directory usually means a typo or a
 /// volume that is not mounted yet, and writing a secret elsewhere would hide
@@ -58,6 +59,18 @@ pub fn parse_mode(flag: &str, value: &str) -> Result<u32> {
 ///
 /// A local file error naming the directory and the flag it came from.
 pub fn check_parent_dir(flag: &str, path: &Path) -> Result<()> {
+    if path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(Error::usage(format!(
+            "invalid {flag} {:?}: expected a file path",
+            path.display().to_string()
+        )));
+    }
+    if path.is_dir() {
+        return Err(Error::file(format!(
+            "{flag} {} is a directory; expected a file path inside it",
+            path.display()
+        )));
+    }
     let dir = parent_dir(path);
     match fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
@@ -209,6 +222,13 @@ pub fn write_token(path: &Path, token: &str, mode: u32) -> Result<()> {
         )));
     }
     sync_dir(path, "token")
+}
+
+/// Returns the permission bits of the file at `path`, if it can be read.
+pub fn mode_of(path: &Path) -> Option<u32> {
+    fs::metadata(path)
+        .ok()
+        .map(|meta| meta.permissions().mode() & 0o777)
 }
 
 /// Removes temporary files that an earlier run, killed between creating
@@ -451,5 +471,21 @@ mod tests {
         assert!(err.message.contains("--token"), "{}", err.message);
         assert!(check_parent_dir("--token", &dir.join("token")).is_ok());
         assert!(check_parent_dir("--token", Path::new("bare-name")).is_ok());
+        assert_eq!(
+            check_parent_dir("--token", &dir).unwrap_err().status,
+            crate::exit::Status::LocalFile
+        );
+        assert_eq!(
+            check_parent_dir("--token", Path::new("/"))
+                .unwrap_err()
+                .status,
+            crate::exit::Status::Usage
+        );
+        assert_eq!(
+            check_parent_dir("--token", Path::new(""))
+                .unwrap_err()
+                .status,
+            crate::exit::Status::Usage
+        );
     }
 }

@@ -131,6 +131,9 @@ pub enum Failure {
     Timeout,
     /// Anything else: refused, reset, unresolvable host, malformed reply.
     Connection,
+    /// The request could not be built from the given values (a header
+    /// value or URL that HTTP does not allow), so retrying cannot help.
+    Invalid,
 }
 
 /// Classifies a ureq error and describes it in one line.
@@ -167,6 +170,7 @@ pub fn classify(err: &ureq::Error) -> (Failure, String) {
                 (None, None) => (Failure::Connection, io.to_string()),
             }
         }
+        ureq::Error::Http(_) | ureq::Error::BadUri(_) => (Failure::Invalid, err.to_string()),
         other => (Failure::Connection, other.to_string()),
     }
 }
@@ -176,5 +180,6 @@ pub fn vault_status(failure: Failure) -> Status {
     match failure {
         Failure::Tls => Status::Tls,
         Failure::Timeout | Failure::Connection => Status::VaultUnavailable,
+        Failure::Invalid => Status::Usage,
     }
 }

@@ -83,6 +83,15 @@ pub fn login_fields(
         args.region
     ));
 
+    if let Some(endpoint_region) = aws_endpoint_region(&endpoint) {
+        if endpoint_region != args.region {
+            log.warn(format!(
+                "--sts-endpoint {endpoint} is in region {endpoint_region}, but the request is signed for {}; STS will reject it, so set --region {endpoint_region}",
+                args.region
+            ));
+        }
+    }
+
     let signed = sign_get_caller_identity(
         &endpoint,
         &args.region,
@@ -118,6 +127,17 @@ pub fn default_sts_endpoint(region: &str) -> String {
     } else {
         format!("https://sts.{region}.amazonaws.com")
     }
+}
+
+/// Returns the region of a regional AWS STS endpoint URL such as
+/// `https://sts.eu-west-1.amazonaws.com`, or `None` for others.
+fn aws_endpoint_region(endpoint: &str) -> Option<&str> {
+    let host = endpoint.split("://").nth(1)?.split(['/', ':']).next()?;
+    let rest = host.strip_prefix("sts.")?;
+    let region = rest
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
+    (!region.contains('.')).then_some(region)
 }
 
 /// A signed GetCallerIdentity request, in the form Vault takes it.
@@ -304,6 +324,20 @@ mod tests {
             let err = parse_instance_credentials(body, "/p", &now()).unwrap_err();
             assert_eq!(err.status, Status::Credentials, "{body}");
         }
+    }
+
+    #[test]
+    fn endpoint_regions() {
+        assert_eq!(
+            aws_endpoint_region("https://sts.eu-west-1.amazonaws.com"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            aws_endpoint_region("https://sts.cn-north-1.amazonaws.com.cn/"),
+            Some("cn-north-1")
+        );
+        assert_eq!(aws_endpoint_region("https://sts.amazonaws.com"), None);
+        assert_eq!(aws_endpoint_region("http://127.0.0.1:5000"), None);
     }
 
     #[test]

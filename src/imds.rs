@@ -119,7 +119,7 @@ impl Imds {
     ) -> Result<Imds> {
         if disabled {
             return Err(Error::imds(
-                "IMDS is disabled by AWS_EC2_METADATA_DISABLED=true, but this login needs it; unset the variable, or pass --pkcs7 and --role (ec2) or AWS credentials (iam)",
+                "IMDS is disabled by AWS_EC2_METADATA_DISABLED, but this login needs it; unset the variable, or pass --pkcs7 (ec2) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (iam)",
             ));
         }
         let mut imds = Imds {

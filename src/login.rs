@@ -9,6 +9,7 @@ use std::io::Write;
 
 use crate::cli::{LoginArgs, Method, TokenOutput};
 use crate::error::{Error, Result};
+use crate::exit::Status;
 use crate::files;
 use crate::iam;
 use crate::identity::{self, Identity};
@@ -47,6 +48,7 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
         verbose: args.verbose,
     };
     let retry = Retry::start(args.min_backoff, args.max_backoff, args.max_wait);
+    warn_about_weak_settings(args, log);
 
     if let TokenOutput::File(path) = &args.token {
         files::check_parent_dir("--token", path)?;
@@ -102,19 +104,24 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
         Method::Iam => iam::login_fields(args, retry, log)?,
     };
 
+    let mut nonce_created = false;
     if args.method == Method::Ec2 {
         let path = args
             .nonce
             .as_deref()
             .ok_or_else(|| Error::usage("missing --nonce (or STORK_NONCE)"))?;
-        fields.push(("nonce", ensure_nonce(path, args.nonce_mode, log)?));
+        let (nonce, created) = ensure_nonce(path, args.nonce_mode, log)?;
+        nonce_created = created;
+        fields.push(("nonce", nonce));
     }
 
     let body_fields: Vec<(&str, &str)> = fields
         .iter()
         .map(|(name, value)| (*name, value.as_str()))
         .collect();
-    let reply = vault.login(&args.mount, &vault::json_body(&body_fields))?;
+    let reply = vault
+        .login(&args.mount, &vault::json_body(&body_fields))
+        .map_err(|err| explain_nonce_mismatch(err, nonce_created, args.nonce.as_deref()))?;
     for warning in &reply.warnings {
         log.warn(format!("Vault: {warning}"));
     }
@@ -144,6 +151,32 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
     Ok(Outcome::LoggedIn(reply))
 }
 
+/// Warns about settings that work but weaken the secrets' protection.
+fn warn_about_weak_settings(args: &LoginArgs, log: Log) {
+    if matches!(args.token, TokenOutput::File(_)) && args.token_mode & 0o137 != 0 {
+        log.warn(format!(
+            "--token-mode {:04o} makes the token file executable, group-writable or readable by others; 0640 or 0600 is usual",
+            args.token_mode
+        ));
+    }
+    if args.nonce.is_some() && args.nonce_mode & 0o077 != 0 {
+        log.warn(format!(
+            "--nonce-mode {:04o} lets group or others read the nonce, and anyone who reads it can log in as this instance; 0600 is usual",
+            args.nonce_mode
+        ));
+    }
+    if let Some(rest) = args.server.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        let loopback = host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]");
+        if !loopback {
+            log.warn(format!(
+                "--server {} is plain http: the login and the token cross the network unencrypted",
+                args.server
+            ));
+        }
+    }
+}
+
 /// Returns the current token's TTL when `--min-ttl` is given and the token
 /// file holds a token with more TTL than that (or one that never expires).
 ///
@@ -162,8 +195,13 @@ fn current_token_ttl(args: &LoginArgs, vault: &Vault, log: Log) -> Option<u64> {
     }
     match vault.token_ttl(token) {
         Ok(Some(ttl)) if ttl == 0 || ttl > min_ttl.as_secs() => {
+            let left = if ttl == 0 {
+                "never expires".to_owned()
+            } else {
+                format!("still has {ttl}s to live")
+            };
             log.step(format!(
-                "token in {} still has {ttl}s to live (more than --min-ttl {}s); not logging in",
+                "token in {} {left} (more than --min-ttl {}s); not logging in",
                 path.display(),
                 min_ttl.as_secs()
             ));
@@ -275,15 +313,39 @@ fn instance_profile_role(imds: &Imds, log: Log) -> Result<Option<String>> {
 }
 
 /// Returns the nonce to send: the stored one, or a new one stored first.
-fn ensure_nonce(path: &std::path::Path, mode: u32, log: Log) -> Result<String> {
+/// Returns the nonce to send, and whether this run created it.
+fn ensure_nonce(path: &std::path::Path, mode: u32, log: Log) -> Result<(String, bool)> {
     if let Some(nonce) = files::load_nonce(path)? {
         log.step(format!("nonce: reusing {}", path.display()));
-        return Ok(nonce);
+        if let Some(extra) = files::mode_of(path)
+            .map(|m| m & 0o077)
+            .filter(|bits| *bits != 0)
+        {
+            log.warn(format!(
+                "nonce file {} is accessible to group or others (mode bits {extra:03o}); anyone who reads it can log in as this instance; chmod 600 it",
+                path.display()
+            ));
+        }
+        return Ok((nonce, false));
     }
     let nonce = files::store_nonce(path, &files::generate_nonce()?, mode)?;
     log.step(format!(
         "nonce: created {} (mode {mode:04o})",
         path.display()
     ));
-    Ok(nonce)
+    Ok((nonce, true))
+}
+
+/// Adds what a nonce mismatch means when this run created the nonce: Vault
+/// holds an older nonce for this instance, so the original file was lost or
+/// emptied, unless someone else logged in first.
+fn explain_nonce_mismatch(mut err: Error, created: bool, path: Option<&std::path::Path>) -> Error {
+    if err.status == Status::NonceMismatch && created {
+        let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+        err.message = format!(
+            "{}; this run created a new nonce in {path} because the file was missing or empty, so the original nonce file was lost (restore it), or another party logged in as this instance first",
+            err.message
+        );
+    }
+    err
 }

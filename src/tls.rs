@@ -287,7 +287,7 @@ fn add_all(roots: &mut RootCertStore, certificates: Vec<CertificateDer<'static>>
 /// holds no certificate.
 fn read_certificates(path: &Path, source: &str) -> Result<Vec<CertificateDer<'static>>> {
     let bytes = std::fs::read(path)
-        .map_err(|err| Error::usage(format!("cannot read {source} {}: {err}", path.display())))?;
+        .map_err(|err| Error::file(format!("cannot read {source} {}: {err}", path.display())))?;
     let certificates: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .filter_map(|c| c.ok())
         .collect();
@@ -304,7 +304,7 @@ fn read_certificates(path: &Path, source: &str) -> Result<Vec<CertificateDer<'st
 /// directory layout works, as do plain `.pem` and `.crt` files).
 fn read_directory(dir: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let entries = std::fs::read_dir(dir)
-        .map_err(|err| Error::usage(format!("cannot read directory {}: {err}", dir.display())))?;
+        .map_err(|err| Error::file(format!("cannot read directory {}: {err}", dir.display())))?;
     let mut certificates = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -321,7 +321,7 @@ fn read_directory(dir: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// Reads a PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
 fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let bytes = std::fs::read(path).map_err(|err| {
-        Error::usage(format!(
+        Error::file(format!(
             "cannot read --client-key {}: {err}",
             path.display()
         ))
@@ -544,6 +544,9 @@ pub fn explain(tls: &rustls::Error, trust: &str) -> String {
         }
         rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
             "the server refused the handshake (no common TLS version or cipher suite, or a client certificate is required)".to_owned()
+        }
+        rustls::Error::InvalidMessage(_) => {
+            "the server did not answer with TLS (is it plain HTTP? then use http:// in --server)".to_owned()
         }
         other => other.to_string(),
     }
@@ -831,7 +834,7 @@ mod tests {
             ..TlsOptions::default()
         };
         let err = setup(&options, &|_| None, Log { verbose: false }).unwrap_err();
-        assert_eq!(err.status, Status::Usage);
+        assert_eq!(err.status, Status::LocalFile);
         assert!(
             err.message.contains("/nonexistent/ca.pem"),
             "{}",

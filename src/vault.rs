@@ -21,13 +21,34 @@ use crate::tls::TlsSetup;
 ///
 /// A description of what is wrong, for the caller to attach to the flag.
 pub fn normalize_server(value: &str) -> std::result::Result<String, String> {
-    let trimmed = value.trim().trim_end_matches('/');
-    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+    let value = value.trim();
+    let Some(rest) = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+    else {
         return Err("expected a URL starting with https:// or http://".to_owned());
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("the URL has no host".to_owned());
     }
-    let uri: ureq::http::Uri = trimmed.parse().map_err(|_| "not a valid URL".to_owned())?;
+    // A token or password in the URL would end up in logs and error
+    // messages; Vault authenticates with the token this tool obtains.
+    if authority.contains('@') {
+        return Err("the URL must not contain a user name or password".to_owned());
+    }
+    let trimmed = value.trim_end_matches('/');
+    let uri: ureq::http::Uri = trimmed.parse().map_err(|_| {
+        "not a valid URL (check the host, the port and any [IPv6] brackets)".to_owned()
+    })?;
     if uri.host().is_none_or(str::is_empty) {
         return Err("the URL has no host".to_owned());
+    }
+    // The port is what follows the last ':' outside IPv6 brackets.
+    let host_end = authority.rfind(']').unwrap_or(0);
+    let has_port = authority[host_end..].contains(':');
+    if has_port && uri.port_u16().is_none_or(|port| port == 0) {
+        return Err("the port is not a number from 1 to 65535".to_owned());
     }
     if uri.query().is_some() || trimmed.contains('#') {
         return Err("the URL must not have a query or fragment".to_owned());
@@ -239,8 +260,20 @@ impl Vault {
             let message = format!("Vault request to {url}{via} failed: {reason}");
             match failure {
                 Failure::Tls => Error::new(Status::Tls, message),
-                Failure::Timeout | Failure::Connection => {
-                    Error::transient(Status::VaultUnavailable, message)
+                Failure::Invalid => Error::usage(format!(
+                    "{message}; check --server, --mount, --namespace and --role"
+                )),
+                Failure::Timeout => Error::transient(Status::VaultUnavailable, message),
+                Failure::Connection => {
+                    let check = if self.proxy.is_some() {
+                        "--server and the proxy"
+                    } else {
+                        "--server"
+                    };
+                    Error::transient(
+                        Status::VaultUnavailable,
+                        format!("{message}; check {check}, and that Vault is running"),
+                    )
                 }
             }
         })
@@ -299,8 +332,19 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
             one_line(&errors.join("; "))
         } else if body.trim().is_empty() {
             "empty body".to_owned()
+        } else if parsed.is_some() {
+            "no error message".to_owned()
         } else {
             format!("non-JSON body: {}", snippet(body))
+        };
+        // Vault answers 404, or 403 "permission denied", for a path that has
+        // no auth method mounted, which is how a wrong --mount shows.
+        let hint = if status == 404
+            || (status == 403 && errors.iter().any(|e| e == "permission denied"))
+        {
+            "; check --server and --mount (is the AWS auth method mounted there?)"
+        } else {
+            ""
         };
         let (status_class, prefix) = match status {
             _ if errors.iter().any(|e| e.contains("client nonce mismatch")) => (
@@ -317,7 +361,7 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
             _ => (Status::LoginRejected, "Vault rejected the login"),
         };
         let location = location.map(|l| format!(" to {l}")).unwrap_or_default();
-        let message = format!("{prefix} (HTTP {status}{location}): {detail}");
+        let message = format!("{prefix} (HTTP {status}{location}): {detail}{hint}");
         let upstream = status_class == Status::VaultUnavailable && (400..500).contains(&status);
         return Err(
             if status == 429 || (500..600).contains(&status) || upstream {
@@ -464,6 +508,19 @@ mod tests {
         assert!(normalize_server("vault:8200").is_err());
         assert!(normalize_server("https://").is_err());
         assert!(normalize_server("https://v/?a=b").is_err());
+        assert_eq!(
+            normalize_server("http://").unwrap_err(),
+            "the URL has no host"
+        );
+        assert!(normalize_server("http://user:pw@host:8200")
+            .unwrap_err()
+            .contains("user name or password"));
+        assert!(normalize_server("http://127.0.0.1:99999").is_err());
+        assert!(normalize_server("http://127.0.0.1:0").is_err());
+        assert_eq!(
+            normalize_server("http://[::1]:8200/").unwrap(),
+            "http://[::1]:8200"
+        );
     }
 
     #[test]
@@ -621,6 +678,15 @@ mod tests {
         .unwrap_err();
         assert_eq!(denied.status, Status::LoginRejected);
         assert!(!denied.transient);
+    }
+
+    #[test]
+    fn missing_mount_gets_a_hint() {
+        let err = parse_reply(404, r#"{"errors":[]}"#, None).unwrap_err();
+        assert!(err.message.contains("no error message"), "{}", err.message);
+        assert!(err.message.contains("--mount"), "{}", err.message);
+        let denied = parse_reply(403, r#"{"errors":["permission denied"]}"#, None).unwrap_err();
+        assert!(denied.message.contains("--mount"), "{}", denied.message);
     }
 
     #[test]

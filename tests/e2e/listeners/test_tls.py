@@ -17,6 +17,9 @@ from tests.stack.certificates import message_time
 from .pki import MISMATCH_NAME
 from .support import PATIENT_RETRY, TLS_EXIT, USAGE_EXIT, assert_logged_in, login
 
+# A CA file that cannot be read is a local file error, like any input file.
+FILE_EXIT = 74
+
 
 def tls_line(stderr: str) -> str:
     """Return the ``TLS: <version> with ...`` line that --verbose logs after a handshake."""
@@ -384,5 +387,5 @@ def test_missing_ca_cert_file_named(tls_bao, stork, imds, tmp_path):
 
     result = login(stork, imds, tmp_path, tls_bao.listener("rsa").url, "--ca-cert", str(ca_file))
 
-    assert result.code == USAGE_EXIT, result.describe()
+    assert result.code == FILE_EXIT, result.describe()
     assert f"cannot read --ca-cert {ca_file}" in result.stderr
