@@ -24,7 +24,7 @@ use crate::vault::{self, LoginReply, Vault};
 /// IMDS path of the instance profile description.
 const IAM_INFO_PATH: &str = "/latest/meta-data/iam/info";
 
-/// How a run ended when it did not fail.
+/// The outcome of a run that did not fail.
 #[derive(Debug)]
 pub enum Outcome {
     /// Vault issued a token and it was written.

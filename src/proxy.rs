@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 
-/// How the command line asks for proxies.
+/// The proxy setting from the command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ProxyFlag {
     /// Follow the environment.
@@ -23,7 +23,7 @@ pub enum ProxyFlag {
     Url {
         /// The proxy URL, credentials included.
         url: String,
-        /// Where it came from, for messages.
+        /// The flag or variable it came from, for messages.
         source: String,
     },
     /// `--no-proxy`: connect directly.

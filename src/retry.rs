@@ -35,7 +35,7 @@ impl Retry {
         }
     }
 
-    /// A policy with no retries, for tests and one-shot callers.
+    /// Returns a policy with no retries, for tests and one-shot callers.
     pub fn once() -> Retry {
         Retry {
             min_backoff: Duration::ZERO,

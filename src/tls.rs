@@ -96,7 +96,7 @@ pub struct TlsSetup {
     config: Arc<ClientConfig>,
     /// The name to verify instead of the URL's host, if any.
     server_name: Option<ServerName<'static>>,
-    /// Which roots are trusted, for messages.
+    /// Description of the trusted roots, for messages.
     pub trust: String,
 }
 
