@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::exit::Status;
 use crate::files;
 use crate::iam;
-use crate::identity::{self, Identity};
+use crate::identity::{self, Identity, SignatureType};
 use crate::imds::Imds;
 use crate::lock;
 use crate::log::Log;
@@ -49,6 +49,7 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
     };
     let retry = Retry::start(args.min_backoff, args.max_backoff, args.max_wait);
     warn_about_weak_settings(args, log);
+    warn_about_ignored_settings(args, log);
 
     if let TokenOutput::File(path) = &args.token {
         files::check_parent_dir("--token", path)?;
@@ -174,6 +175,48 @@ fn warn_about_weak_settings(args: &LoginArgs, log: Log) {
                 args.server
             ));
         }
+    }
+}
+
+/// Warns about options that this run's other options make meaningless, so
+/// that a setting the user relies on is never dropped without a word.
+fn warn_about_ignored_settings(args: &LoginArgs, log: Log) {
+    let ignored = |what: &str, why: &str| log.warn(format!("{what} is ignored: {why}"));
+    match args.method {
+        Method::Ec2 => {
+            if args.sts_endpoint.is_some() {
+                ignored("--sts-endpoint", "it applies to the iam method only");
+            }
+            if args.header_value.is_some() {
+                ignored("--header-value", "it applies to the iam method only");
+            }
+        }
+        Method::Iam => {
+            if args.signature_type != SignatureType::Pkcs7 {
+                ignored("--signature-type", "it applies to the ec2 method only");
+            }
+            if args.nonce.is_some() {
+                log.step("--nonce is not used by the iam method, which has no nonce");
+            }
+        }
+    }
+    if args.tls.skip_verify && (args.tls.ca_cert.is_some() || args.tls.ca_path.is_some()) {
+        ignored(
+            "--ca-cert/--ca-path",
+            "--tls-skip-verify turns certificate verification off",
+        );
+    }
+    if args.min_ttl.is_some() && args.token == TokenOutput::Stdout {
+        ignored(
+            "--min-ttl",
+            "with --token - there is no token file to check",
+        );
+    }
+    if args.min_backoff > args.max_backoff {
+        log.warn(format!(
+            "--min-backoff {:?} is larger than --max-backoff {:?}; delays are capped at {:?}",
+            args.min_backoff, args.max_backoff, args.min_backoff
+        ));
     }
 }
 
