@@ -269,7 +269,7 @@ pub const LOGIN_OPTIONS: &[OptionSpec] = &[
     },
 ];
 
-/// What the command line asks for.
+/// The command the arguments select.
 pub enum Command {
     /// Print this text to stdout and exit 0 (help and version output).
     Print(String),
@@ -286,7 +286,7 @@ pub enum Method {
     Iam,
 }
 
-/// Where the token goes.
+/// The destination of the token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenOutput {
     /// A file, replaced atomically.
@@ -300,7 +300,7 @@ pub enum TokenOutput {
 pub struct LoginArgs {
     /// Vault address, without a trailing slash.
     pub server: String,
-    /// Where to write the token.
+    /// The token destination.
     pub token: TokenOutput,
     /// The nonce file (required for the ec2 method).
     pub nonce: Option<PathBuf>,
@@ -310,9 +310,9 @@ pub struct LoginArgs {
     pub method: Method,
     /// Mount path of the AWS auth method, without surrounding slashes.
     pub mount: String,
-    /// Where the PKCS7 signature comes from when not from IMDS.
+    /// The source of the PKCS7 signature when it does not come from IMDS.
     pub pkcs7: Option<Pkcs7Source>,
-    /// Which signed document to send.
+    /// The signed document to send.
     pub signature_type: SignatureType,
     /// IMDS base URL, without a trailing slash.
     pub imds_endpoint: String,

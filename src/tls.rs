@@ -220,7 +220,7 @@ fn load_roots(
             let certificates = read_directory(dir)?;
             if certificates.is_empty() {
                 return Err(Error::usage(format!(
-                    "--ca-path {} holds no PEM certificate",
+                    "--ca-path {} contains no PEM certificate",
                     dir.display()
                 )));
             }
@@ -245,7 +245,7 @@ fn load_roots(
         }
         if count == 0 {
             return Err(Error::usage(format!(
-                "SSL_CERT_DIR {dirs} holds no PEM certificate"
+                "SSL_CERT_DIR {dirs} contains no PEM certificate"
             )));
         }
         Some(format!("SSL_CERT_DIR {dirs}"))
@@ -293,7 +293,7 @@ fn read_certificates(path: &Path, source: &str) -> Result<Vec<CertificateDer<'st
         .collect();
     if certificates.is_empty() {
         return Err(Error::usage(format!(
-            "{source} {} holds no PEM certificate",
+            "{source} {} contains no PEM certificate",
             path.display()
         )));
     }
@@ -328,7 +328,7 @@ fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     })?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| {
         Error::usage(format!(
-            "--client-key {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1); is it encrypted?",
+            "--client-key {} contains no PEM private key (PKCS#8, PKCS#1 or SEC1); is it encrypted?",
             path.display()
         ))
     })
@@ -853,7 +853,7 @@ mod tests {
         };
         let err = setup(&options, &|_| None, Log { verbose: false }).unwrap_err();
         assert!(
-            err.message.contains("holds no PEM certificate"),
+            err.message.contains("contains no PEM certificate"),
             "{}",
             err.message
         );

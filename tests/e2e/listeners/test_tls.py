@@ -361,7 +361,7 @@ def test_ca_path_without_certificates_is_usage_error(tls_bao, pki, stork, imds, 
     result = login(stork, imds, tmp_path, tls_bao.listener("rsa").url, "--ca-path", str(directory))
 
     assert result.code == USAGE_EXIT, result.describe()
-    assert f"--ca-path {directory} holds no PEM certificate" in result.stderr
+    assert f"--ca-path {directory} contains no PEM certificate" in result.stderr
     assert imds.request_count() == 0
 
 
@@ -378,7 +378,7 @@ def test_ca_cert_without_certificate_named(tls_bao, pki, stork, imds, tmp_path, 
     result = login(stork, imds, tmp_path, tls_bao.listener("rsa").url, "--ca-cert", str(ca_file))
 
     assert result.code == USAGE_EXIT, result.describe()
-    assert f"--ca-cert {ca_file} holds no PEM certificate" in result.stderr
+    assert f"--ca-cert {ca_file} contains no PEM certificate" in result.stderr
     assert imds.request_count() == 0
 
 
