@@ -62,14 +62,17 @@ plugin_src="$repo_root/tests/awsauth-plugin"
 plugin_hash="$(cat "$plugin_src/go.mod" "$plugin_src/go.sum" "$plugin_src/main.go" | sha256sum | cut -c1-16)"
 plugin_dir="$cache/plugin-$plugin_hash"
 plugin="$plugin_dir/awsauth"
+# OpenBao's dev server registers every file in the plugin directory, so the
+# directory holds the plugin alone: the build's output and log stay beside it.
+build_output="$cache/plugin-$plugin_hash.tmp"
+build_log="$cache/plugin-$plugin_hash.build.log"
+mkdir -p "$plugin_dir"
+find "$plugin_dir" -mindepth 1 ! -name awsauth -exec rm -rf {} +
 if [[ -x "$plugin" ]]; then
   log "aws auth plugin present: $plugin"
 else
   log "building aws auth plugin (a cold build takes about 3 minutes): $plugin"
-  mkdir -p "$plugin_dir"
-  # The dev server registers every executable in this directory, so no
-  # partial output of an interrupted build may stay here.
-  rm -f "$plugin.tmp"
+  rm -f "$build_output"
   (
     cd "$plugin_src"
     export GOPATH="$cache/go"
@@ -78,13 +81,13 @@ else
     export GOFLAGS=-mod=readonly
     export GOTOOLCHAIN=local
     export CGO_ENABLED=0
-    go build -o "$plugin.tmp" .
-  ) >"$plugin_dir/build.log" 2>&1 || {
-    log "error: plugin build failed; output follows (also in $plugin_dir/build.log)"
-    cat "$plugin_dir/build.log" >&2
+    go build -o "$build_output" .
+  ) >"$build_log" 2>&1 || {
+    log "error: plugin build failed; output follows (also in $build_log)"
+    cat "$build_log" >&2
     exit 1
   }
-  mv "$plugin.tmp" "$plugin"
+  mv "$build_output" "$plugin"
 fi
 
 env_file="$cache/env.sh"
