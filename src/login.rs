@@ -58,44 +58,9 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
         files::check_parent_dir("--nonce", path)?;
     }
 
-    // The lock lives beside the nonce, the state that concurrent runs must
-    // not fork; the iam method has none, so it guards the token file.
-    let lock_target = match (&args.nonce, &args.token) {
-        (Some(nonce), _) => Some(nonce.as_path()),
-        (None, TokenOutput::File(token)) => Some(token.as_path()),
-        (None, TokenOutput::Stdout) => None,
-    };
-    let _lock = match lock_target {
-        Some(target) => lock::acquire(&lock::lock_path(target), &retry, log)?,
-        None => None,
-    };
-    if let Some(path) = &args.nonce {
-        files::remove_stale_temps(path);
-    }
-    if let TokenOutput::File(path) = &args.token {
-        files::remove_stale_temps(path);
-    }
+    let _lock = lock_state(args, &retry, log)?;
 
-    // TLS and proxy settings are checked before anything else touches the
-    // network, so a bad CA file fails fast and changes nothing.
-    let tls = tls::setup(&args.tls, env, log)?;
-    if args.server.starts_with("https://") {
-        log.step(format!("TLS trust: {}", tls.trust));
-    }
-    let proxy = proxy::choose(&args.server, &args.proxy, env)?;
-    log.step(format!("Vault {}: {}", args.server, proxy.reason));
-    if let Some(namespace) = &args.namespace {
-        log.step(format!("Vault namespace: {namespace}"));
-    }
-    let vault = Vault::new(
-        &args.server,
-        args.timeout,
-        tls,
-        proxy.url.as_deref(),
-        args.namespace.as_deref(),
-        retry,
-        log,
-    )?;
+    let vault = connect_vault(args, env, retry, log)?;
     if let Some(ttl) = current_token_ttl(args, &vault, log) {
         return Ok(Outcome::StillValid { ttl });
     }
@@ -127,22 +92,7 @@ pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Out
         log.warn(format!("Vault: {warning}"));
     }
 
-    match &args.token {
-        TokenOutput::File(path) => {
-            files::write_token(path, &reply.client_token, args.token_mode)?;
-            log.step(format!(
-                "token written to {} (mode {:04o})",
-                path.display(),
-                args.token_mode
-            ));
-        }
-        TokenOutput::Stdout => {
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{}", reply.client_token)
-                .and_then(|()| stdout.flush())
-                .map_err(|err| Error::file(format!("cannot write the token to stdout: {err}")))?;
-        }
-    }
+    deliver_token(args, &reply.client_token, log)?;
     log.step(format!(
         "logged in: policies [{}], ttl {}s, accessor {}",
         reply.policies.join(", "),
@@ -272,6 +222,82 @@ fn current_token_ttl(args: &LoginArgs, vault: &Vault, log: Log) -> Option<u64> {
             None
         }
     }
+}
+
+/// Takes the run lock and clears temporary files that killed runs left.
+///
+/// The lock lives beside the nonce, the state that concurrent runs must
+/// not fork; the iam method has none, so it guards the token file.
+fn lock_state(args: &LoginArgs, retry: &Retry, log: Log) -> Result<Option<lock::RunLock>> {
+    let lock_target = match (&args.nonce, &args.token) {
+        (Some(nonce), _) => Some(nonce.as_path()),
+        (None, TokenOutput::File(token)) => Some(token.as_path()),
+        (None, TokenOutput::Stdout) => None,
+    };
+    let held = match lock_target {
+        Some(target) => lock::acquire(&lock::lock_path(target), retry, log)?,
+        None => None,
+    };
+
+    if let Some(path) = &args.nonce {
+        files::remove_stale_temps(path);
+    }
+    if let TokenOutput::File(path) = &args.token {
+        files::remove_stale_temps(path);
+    }
+    Ok(held)
+}
+
+/// Prepares the Vault client. TLS and proxy settings are checked before
+/// anything touches the network, so a bad CA file fails fast and changes
+/// nothing.
+fn connect_vault(
+    args: &LoginArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    retry: Retry,
+    log: Log,
+) -> Result<Vault> {
+    let tls = tls::setup(&args.tls, env, log)?;
+    if args.server.starts_with("https://") {
+        log.step(format!("TLS trust: {}", tls.trust));
+    }
+
+    let proxy = proxy::choose(&args.server, &args.proxy, env)?;
+    log.step(format!("Vault {}: {}", args.server, proxy.reason));
+    if let Some(namespace) = &args.namespace {
+        log.step(format!("Vault namespace: {namespace}"));
+    }
+
+    Vault::new(
+        &args.server,
+        args.timeout,
+        tls,
+        proxy.url.as_deref(),
+        args.namespace.as_deref(),
+        retry,
+        log,
+    )
+}
+
+/// Writes the token to its file, or to stdout for `--token -`.
+fn deliver_token(args: &LoginArgs, token: &str, log: Log) -> Result<()> {
+    match &args.token {
+        TokenOutput::File(path) => {
+            files::write_token(path, token, args.token_mode)?;
+            log.step(format!(
+                "token written to {} (mode {:04o})",
+                path.display(),
+                args.token_mode
+            ));
+        }
+        TokenOutput::Stdout => {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{token}")
+                .and_then(|()| stdout.flush())
+                .map_err(|err| Error::file(format!("cannot write the token to stdout: {err}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// Collects the ec2 login fields: `role` (when known) and the signed identity.
