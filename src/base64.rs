@@ -2,7 +2,7 @@
 //!
 //! Written here instead of pulling a crate because the tool needs only the
 //! padded standard and URL-safe alphabets, and strict decoding is what lets
-//! it reject a `--pkcs7` value that is not base64 before Vault sees it.
+//! it reject a `--pkcs7` value that is not base64 before it is sent to Vault.
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -17,14 +17,14 @@ pub enum Status {
     /// Input data is malformed: a `--pkcs7` value that is not base64, an
     /// identity document IMDS returned broken (EX_DATAERR).
     InvalidData,
-    /// IMDS is disabled, unreachable, or answered with an error (EX_UNAVAILABLE).
+    /// IMDS is disabled, unreachable, or returned an error (EX_UNAVAILABLE).
     ImdsUnavailable,
     /// A local file or directory could not be read or written (EX_IOERR).
     LocalFile,
-    /// Vault could not be reached, timed out, or answered 5xx or 429, so a
+    /// Vault could not be reached, timed out, or returned 5xx or 429, so a
     /// later run may succeed (EX_TEMPFAIL).
     VaultUnavailable,
-    /// Vault answered 2xx but the reply is not a usable login (EX_PROTOCOL).
+    /// Vault returned 2xx but the reply is not a usable login (EX_PROTOCOL).
     VaultProtocol,
     /// Vault rejected the login: permission denied, role not found, instance
     /// not running, bound mismatch, invalid request (EX_NOPERM).

@@ -99,7 +99,7 @@ pub fn check_parent_dir(flag: &str, path: &Path) -> Result<()> {
 /// # Errors
 ///
 /// A local file error when the file cannot be read, is not a regular file,
-/// is too large, or holds characters no nonce has. The message never
+/// is too large, or contains characters no nonce has. The message never
 /// includes the file's contents.
 pub fn load_nonce(path: &Path) -> Result<Option<String>> {
     let file = match File::open(path) {
@@ -181,7 +181,7 @@ pub fn store_nonce(path: &Path, nonce: &str, mode: u32) -> Result<String> {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => match load_nonce(path) {
             // Another run stored a nonce between our read and our link.
             Ok(Some(existing)) => Ok(existing),
-            // The name holds an empty file or a dangling link: no nonce to
+            // The name is an empty file or a dangling link: no nonce to
             // lose, so replacing it is safe.
             Ok(None) => fs::rename(&temp, path)
                 .map(|()| nonce.to_owned())

@@ -18,7 +18,7 @@ use crate::tls::{TlsConnector, TlsFailure, TlsSetup};
 /// misbehaving server, and reading it whole could exhaust memory.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
-/// Connect timeout for IMDS, which is link-local and answers in
+/// Connect timeout for IMDS, which is link-local and replies in
 /// milliseconds when it is there at all.
 const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -30,7 +30,7 @@ const USER_AGENT: &str = concat!("vault-stork/", env!("CARGO_PKG_VERSION"));
 
 /// Builds the agent for IMDS.
 ///
-/// It never uses a proxy, whatever `HTTP_PROXY` says: a proxy would see the
+/// It never uses a proxy, whatever `HTTP_PROXY` contains: a proxy would see the
 /// instance's identity and credentials, and IMDS is only reachable from the
 /// instance itself. It follows no redirects, because IMDS sends none.
 pub fn imds_agent() -> Agent {

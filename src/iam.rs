@@ -357,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn signed_request_carries_host_date_token_and_server_id() {
+    fn signed_request_headers() {
         let credentials = Credentials {
             access_key_id: "AKIDEXAMPLE".to_owned(),
             secret_access_key: "secret".to_owned(),

@@ -16,7 +16,7 @@ const DOCUMENT_PATH: &str = "/latest/dynamic/instance-identity/document";
 /// under 4 KiB.
 const MAX_PKCS7_INPUT: u64 = 64 * 1024;
 
-/// Which signed form of the identity document to send.
+/// The signed form of the identity document to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignatureType {
     /// The DSA-SHA1 PKCS7 from `instance-identity/pkcs7`, in every region.
@@ -50,7 +50,7 @@ impl SignatureType {
     }
 }
 
-/// Where a `--pkcs7` value comes from.
+/// The source of a `--pkcs7` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pkcs7Source {
     /// The flag's value itself.
@@ -233,7 +233,7 @@ mod tests {
     use super::*;
     use crate::exit::Status;
 
-    /// A DER SEQUENCE long enough to pass the structure check.
+    /// Returns a DER SEQUENCE long enough to pass the structure check.
     fn fake_pkcs7() -> String {
         let mut der = vec![0x30, 0x82, 0x01, 0x00];
         der.extend((0..60u8).collect::<Vec<_>>());

@@ -2,7 +2,7 @@
 //!
 //! IMDSv2 is tried first: a `PUT /latest/api/token` yields a session token
 //! sent with every GET. The fallback to IMDSv1 happens only where the AWS
-//! SDKs fall back: the PUT answers 403, 404 or 405, or it times out. A
+//! SDKs fall back: the PUT returns 403, 404 or 405, or it times out. A
 //! timeout is usually a container behind the instance's default hop limit of
 //! 1, where the PUT's reply is dropped one hop short.
 
@@ -32,7 +32,7 @@ const TOKEN_TTL_SECONDS: &str = "300";
 /// the fallback to IMDSv1 should not wait long.
 const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Which IMDS protocol to speak.
+/// The IMDS protocol version to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImdsVersion {
     /// IMDSv2, falling back to IMDSv1 where the AWS SDKs do.
@@ -93,12 +93,12 @@ pub struct Imds {
     log: Log,
 }
 
-/// What the IMDSv2 token request produced.
+/// The result of the IMDSv2 token request.
 enum TokenOutcome {
     /// A session token.
     Token(String),
     /// IMDS or the network declined IMDSv2 in a way the AWS SDKs treat as
-    /// "use IMDSv1"; the string says how.
+    /// "use IMDSv1". The string describes how.
     FallBack(String),
 }
 

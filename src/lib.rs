@@ -28,7 +28,7 @@
 //!   another host goes through the same proxy (or none).
 //! - NOTE: a host name that does not resolve is retried like any transient
 //!   failure, because std cannot tell a misspelt name from a resolver that
-//!   is not ready yet; a typo in `--server` costs `--max-wait`.
+//!   is not ready yet. So a typo in `--server` costs `--max-wait`.
 //! - NOTE: `Retry-After` on 429 and 503 replies is ignored; the backoff of
 //!   [`retry`] applies.
 //! - SOCKS proxies are rejected; only HTTP CONNECT proxies are supported.

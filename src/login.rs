@@ -41,7 +41,7 @@ pub enum Outcome {
 ///
 /// # Errors
 ///
-/// Any [`Error`]; its status says which side failed. On error the token
+/// Any [`Error`]; its status tells which side failed. On error the token
 /// file is unchanged, and a nonce written before the failure is kept.
 pub fn run(args: &LoginArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Outcome> {
     let log = Log {
@@ -171,7 +171,7 @@ fn warn_about_ignored_settings(args: &LoginArgs, log: Log) {
 }
 
 /// Returns the current token's TTL when `--min-ttl` is given and the token
-/// file holds a token with more TTL than that (or one that never expires).
+/// file contains a token with more TTL than that (or one that never expires).
 ///
 /// Any doubt (no file, an invalid token, Vault not answering) returns
 /// `None`, so the run logs in: a skipped login must never leave the
@@ -234,7 +234,7 @@ fn lock_state(args: &LoginArgs, retry: &Retry, log: Log) -> Result<Option<lock::
         (None, TokenOutput::File(token)) => Some(token.as_path()),
         (None, TokenOutput::Stdout) => None,
     };
-    let held = match lock_target {
+    let lock = match lock_target {
         Some(target) => lock::acquire(&lock::lock_path(target), retry, log)?,
         None => None,
     };
@@ -245,7 +245,7 @@ fn lock_state(args: &LoginArgs, retry: &Retry, log: Log) -> Result<Option<lock::
     if let TokenOutput::File(path) = &args.token {
         files::remove_stale_temps(path);
     }
-    Ok(held)
+    Ok(lock)
 }
 
 /// Prepares the Vault client. TLS and proxy settings are checked before
@@ -406,7 +406,7 @@ fn ensure_nonce(path: &std::path::Path, mode: u32, log: Log) -> Result<(String, 
 }
 
 /// Adds what a nonce mismatch means when this run created the nonce: Vault
-/// holds an older nonce for this instance, so the original file was lost or
+/// has an older nonce for this instance, so the original file was lost or
 /// emptied, unless someone else logged in first.
 fn explain_nonce_mismatch(mut err: Error, created: bool, path: Option<&std::path::Path>) -> Error {
     if err.status == Status::NonceMismatch && created {

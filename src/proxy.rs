@@ -1,12 +1,12 @@
 //! Proxy selection for Vault requests.
 //!
-//! The rules follow curl's, which most Vault users already know:
-//! `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy`/`HTTP_PROXY` for
-//! http URLs, `all_proxy`/`ALL_PROXY` for either, and `no_proxy`/`NO_PROXY`
-//! listing hosts to reach directly: `*`, domain suffixes (`example.com`
-//! and `.example.com` both match `vault.example.com`), IP addresses and
-//! CIDR ranges (`10.0.0.0/8`, `fd00::/8`). IMDS never goes through here: it
-//! is never proxied.
+//! The rules follow curl's, which most Vault users already know.
+//! `https_proxy`/`HTTPS_PROXY` applies to https URLs, `http_proxy`/`HTTP_PROXY`
+//! to http URLs, and `all_proxy`/`ALL_PROXY` to either. `no_proxy`/`NO_PROXY`
+//! lists hosts to reach directly: `*`, domain suffixes (`example.com` and
+//! `.example.com` both match `vault.example.com`), IP addresses and CIDR
+//! ranges (`10.0.0.0/8`, `fd00::/8`). IMDS never goes through here, because
+//! it is never proxied.
 
 use std::net::IpAddr;
 
@@ -19,7 +19,7 @@ pub enum ProxyFlag {
     #[default]
     FromEnvironment,
     /// `--proxy URL` or `VAULT_PROXY_ADDR`: use this proxy for Vault,
-    /// whatever the other variables say.
+    /// whatever the other variables contain.
     Url {
         /// The proxy URL, credentials included.
         url: String,

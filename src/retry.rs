@@ -2,8 +2,8 @@
 //!
 //! At first boot the network, DNS, IMDS or Vault may not be ready for a
 //! while. Transient failures are retried until one deadline for the whole
-//! run passes; permanent ones (a rejected login, a nonce mismatch, bad
-//! input, a TLS verification failure) end the run at once.
+//! run passes. Permanent ones end the run at once: a rejected login, a nonce
+//! mismatch, bad input, a TLS verification failure.
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! verify, and failures explained in plain words.
 //!
 //! ureq's own rustls setup cannot verify a name other than the URL's host
-//! (`--tls-server-name`) nor say which roots it used, so Vault requests go
+//! (`--tls-server-name`) nor report which roots it used, so Vault requests go
 //! through the connector here, which builds the rustls configuration
 //! itself and wraps the TCP transport that ureq hands it.
 //!
@@ -112,7 +112,7 @@ impl fmt::Debug for TlsSetup {
 ///
 /// # Errors
 ///
-/// A usage error naming the file when a CA bundle holds no certificate, a
+/// A usage error naming the file when a CA bundle contains no certificate, a
 /// client certificate or key cannot be read or parsed, or the key does not
 /// match the certificate.
 pub fn setup(
@@ -284,7 +284,7 @@ fn add_all(roots: &mut RootCertStore, certificates: Vec<CertificateDer<'static>>
 /// # Errors
 ///
 /// A usage error naming `path` and `source` when it cannot be read or
-/// holds no certificate.
+/// contains no certificate.
 fn read_certificates(path: &Path, source: &str) -> Result<Vec<CertificateDer<'static>>> {
     let bytes = std::fs::read(path)
         .map_err(|err| Error::file(format!("cannot read {source} {}: {err}", path.display())))?;
@@ -447,7 +447,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
 /// Turns a handshake error into a message that names the server, the
 /// reason in plain words and what to do. A connection the server closed or
 /// reset mid-handshake is checked for an alert the server sent first,
-/// because the alert says why.
+/// because the alert gives the reason.
 fn explain_handshake_error(
     err: std::io::Error,
     connection: &mut ClientConnection,
@@ -626,7 +626,7 @@ impl Transport for TlsTransport {
         let output = &self.buffers.output()[..amount];
         if let Err(err) = self.stream.write_all(output) {
             // A server that rejects the client certificate after a TLS 1.3
-            // handshake sends an alert and closes; the alert says why.
+            // handshake sends an alert and closes, and the alert gives the reason.
             let StreamOwned { conn, sock } = &mut self.stream;
             return Err(match pending_alert(conn, sock) {
                 Some(alert) => tls_failure(&self.host, &explain(&alert, "the configured roots")),
@@ -658,7 +658,7 @@ impl Transport for TlsTransport {
 
 /// The verifier behind `--tls-skip-verify`: accepts any certificate but
 /// still checks handshake signatures, so the session key belongs to
-/// whoever presented the certificate.
+/// the party that presented the certificate.
 #[derive(Debug)]
 struct NoVerification(Arc<CryptoProvider>);
 

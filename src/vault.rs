@@ -28,15 +28,18 @@ pub fn normalize_server(value: &str) -> std::result::Result<String, String> {
     else {
         return Err("expected a URL starting with https:// or http://".to_owned());
     };
+
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() {
         return Err("the URL has no host".to_owned());
     }
+
     // A token or password in the URL would end up in logs and error
     // messages; Vault authenticates with the token this tool obtains.
     if authority.contains('@') {
         return Err("the URL must not contain a user name or password".to_owned());
     }
+
     let trimmed = value.trim_end_matches('/');
     let uri: ureq::http::Uri = trimmed.parse().map_err(|_| {
         "not a valid URL (check the host, the port and any [IPv6] brackets)".to_owned()
@@ -44,12 +47,14 @@ pub fn normalize_server(value: &str) -> std::result::Result<String, String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err("the URL has no host".to_owned());
     }
+
     // The port is what follows the last ':' outside IPv6 brackets.
     let host_end = authority.rfind(']').unwrap_or(0);
     let has_port = authority[host_end..].contains(':');
     if has_port && uri.port_u16().is_none_or(|port| port == 0) {
         return Err("the port is not a number from 1 to 65535".to_owned());
     }
+
     if uri.query().is_some() || trimmed.contains('#') {
         return Err("the URL must not have a query or fragment".to_owned());
     }
@@ -153,7 +158,7 @@ impl Vault {
     /// # Errors
     ///
     /// Vault unavailable (exit 75) or TLS failure (79) for transport errors,
-    /// and the classes of [`parse_reply`] for Vault's answers.
+    /// and the classes of [`parse_reply`] for Vault's replies.
     pub fn login(&self, mount: &str, body: &str) -> Result<LoginReply> {
         let url = login_url(&self.server, mount);
         self.retry.run("Vault login", self.log, || {
@@ -165,12 +170,12 @@ impl Vault {
     }
 
     /// Returns the remaining TTL in seconds of `token`, `Some(0)` for a
-    /// token that never expires, and `None` when Vault says the token is
+    /// token that never expires, and `None` when Vault reports the token as
     /// not valid (HTTP 403).
     ///
     /// # Errors
     ///
-    /// Any failure to get an answer; the caller then logs in anyway.
+    /// Any failure to get a reply; the caller then logs in anyway.
     pub fn token_ttl(&self, token: &str) -> Result<Option<u64>> {
         let url = format!("{}/v1/auth/token/lookup-self", self.server);
         let reply = self.send(&url, None, Some(token))?;
@@ -280,7 +285,7 @@ impl Vault {
     }
 }
 
-/// Resolves a redirect's `Location` against the URL that answered it.
+/// Resolves a redirect's `Location` against the URL that returned it.
 fn resolve_redirect(from: &str, location: &str) -> Result<String> {
     let next = if location.starts_with("https://") || location.starts_with("http://") {
         location.to_owned()
@@ -311,7 +316,7 @@ fn resolve_redirect(from: &str, location: &str) -> Result<String> {
 ///
 /// # Errors
 ///
-/// - nonce mismatch (80) when Vault says "client nonce mismatch";
+/// - nonce mismatch (80) when Vault reports "client nonce mismatch";
 /// - Vault unavailable (75) for 5xx, 429 and redirects;
 /// - login rejected (77) for other 4xx;
 /// - Vault protocol (76) for a 2xx without `auth.client_token`.
@@ -337,7 +342,7 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
         } else {
             format!("non-JSON body: {}", snippet(body))
         };
-        // Vault answers 404, or 403 "permission denied", for a path that has
+        // Vault returns 404, or 403 "permission denied", for a path that has
         // no auth method mounted, which is how a wrong --mount shows.
         let hint = if status == 404
             || (status == 403 && errors.iter().any(|e| e == "permission denied"))
@@ -425,8 +430,8 @@ pub fn parse_reply(status: u16, body: &str, location: Option<&str>) -> Result<Lo
     })
 }
 
-/// Tells whether a Vault error says that the AWS auth backend failed to
-/// reach AWS, rather than that AWS denied the login. The backend answers
+/// Tells whether a Vault error reports that the AWS auth backend failed to
+/// reach AWS, rather than that AWS denied the login. The backend returns
 /// HTTP 400 in both cases, but only the first is worth retrying.
 ///
 /// NOTE: this matches the wording of Go's network errors and the AWS SDK's
@@ -477,8 +482,8 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The start of a non-JSON body, for error messages: enough to recognise a
-/// load balancer's error page.
+/// Returns the start of a non-JSON body for error messages, enough to
+/// recognise a load balancer's error page.
 fn snippet(body: &str) -> String {
     let line = one_line(body);
     match line.char_indices().nth(120) {

@@ -30,11 +30,16 @@ class OpenBaoError(RuntimeError):
 
 
 class OpenBaoClient:
-    """Call OpenBao's HTTP API with ``urllib``; TOKEN is sent as ``X-Vault-Token``."""
+    """Call OpenBao's HTTP API with ``urllib``.
 
-    def __init__(self, address: str, token: str | None = None):
+    TOKEN is sent as ``X-Vault-Token``, and NAMESPACE, when given, as
+    ``X-Vault-Namespace``.
+    """
+
+    def __init__(self, address: str, token: str | None = None, namespace: str | None = None):
         self.address = address.rstrip("/")
         self.token = token
+        self.namespace = namespace
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                 token: str | None = None, timeout: float = 30) -> dict[str, Any]:
@@ -47,6 +52,8 @@ class OpenBaoClient:
         token = token if token is not None else self.token
         if token:
             request.add_header("X-Vault-Token", token)
+        if self.namespace:
+            request.add_header("X-Vault-Namespace", self.namespace)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:

@@ -11,12 +11,9 @@ through any listener.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from typing import Any
 from .certificates import IssuedCertificate
 from .moto_aws import ACCOUNT_ID, REGION
 from .openbao import PLUGIN_NAME, OpenBaoClient, OpenBaoError
-from .process import ManagedProcess, StackError, environment, urlopen
+from .process import ManagedProcess, StackError, environment
 from .stack import POLICIES, PROFILE_POLICY, PROFILE_ROLE, READ_POLICY, Stack, ToolPaths
 
 log = logging.getLogger("tests.stack.tls_openbao")
@@ -99,38 +96,6 @@ class TlsListener:
         return "\n".join(lines) + "\n"
 
 
-class NamespaceClient(OpenBaoClient):
-    """An ``OpenBaoClient`` that sends ``X-Vault-Namespace: NAMESPACE`` with every request."""
-
-    def __init__(self, address: str, token: str | None = None, namespace: str | None = None):
-        super().__init__(address, token)
-        self.namespace = namespace
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                token: str | None = None, timeout: float = 30) -> dict[str, Any]:
-        """Send METHOD to /v1/PATH in the namespace; raise OpenBaoError for an error status."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.address}/v1/{path}", data=data, method=method)
-        token = token if token is not None else self.token
-        if token:
-            request.add_header("X-Vault-Token", token)
-        if self.namespace:
-            request.add_header("X-Vault-Namespace", self.namespace)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urlopen(request, timeout=timeout) as response:
-                text = response.read().decode()
-        except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace")
-            try:
-                errors = json.loads(text).get("errors", [text])
-            except ValueError:
-                errors = [text]
-            raise OpenBaoError(method, path, error.code, errors) from None
-        return json.loads(text) if text.strip() else {}
-
-
 class TlsOpenBaoServer:
     """``bao server -dev`` with a plain admin listener plus the given TLS listeners."""
 
@@ -174,9 +139,9 @@ class TlsOpenBaoServer:
     def listener(self, name: str) -> TlsListener:
         return self.listeners[name]
 
-    def client(self, namespace: str | None = None, token: str | None = None) -> NamespaceClient:
+    def client(self, namespace: str | None = None, token: str | None = None) -> OpenBaoClient:
         """A client of the plain admin listener, with the root token unless TOKEN is given."""
-        return NamespaceClient(self.admin_url, token if token is not None else self.root_token, namespace)
+        return OpenBaoClient(self.admin_url, token if token is not None else self.root_token, namespace)
 
     def start(self) -> "TlsOpenBaoServer":
         self.process.start()
